@@ -141,6 +141,10 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "pretrained": cfg.model.pretrained,
             "path": source.path,
             "weights_sha256": source.weights_sha256,
+            "architecture": {
+                key: getattr(model.config, key)
+                for key in ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
+            },
             "parameters": int(sum(int(np.prod(p.shape)) for p in model.parameters())),
             "checkpoint": str(final_dir),
             "checkpoint_sha256": sha256_file(final_dir / "model.safetensors"),

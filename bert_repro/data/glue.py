@@ -28,18 +28,15 @@ def read_glue_tsv(path: Path, layout: LocalSplit, task: GlueTask) -> list[Exampl
     """Read one GLUE TSV with quoting disabled: sentences contain quote characters."""
     if not path.is_file():
         raise UserError(f"missing GLUE file {path} (expected the original GLUE layout)")
-    needed = max(
-        c for c in (layout.text_a, layout.text_b, layout.label, layout.index) if c is not None
-    )
     examples = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         for lineno, row in enumerate(rows, start=1):
             if layout.header and lineno == 1:
                 continue
-            if len(row) <= needed:
+            if len(row) < layout.min_columns:
                 raise UserError(
-                    f"{path}:{lineno}: malformed line, expected at least {needed + 1} "
+                    f"{path}:{lineno}: malformed line, expected at least {layout.min_columns} "
                     f"tab-separated columns, found {len(row)}; fix or delete that line"
                 )
             label = None if layout.label is None else _parse_label(row[layout.label], task)

@@ -20,6 +20,12 @@ class LocalSplit:
     label: int | None  # column index of the label (None for unlabelled test files)
     index: int | None = None  # column index of the example id written to submissions
 
+    @property
+    def min_columns(self) -> int:
+        """How many tab-separated columns a row needs."""
+        used = (self.text_a, self.text_b, self.label, self.index)
+        return max(c for c in used if c is not None) + 1
+
 
 @dataclass(frozen=True)
 class GlueTask:
