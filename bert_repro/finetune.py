@@ -12,10 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from bert_repro import backend
 from bert_repro.config import run_id
-from bert_repro.data.batching import Encoded, collate, encode, epoch_batches, eval_batches
+from bert_repro.data.batching import collate, encode, epoch_batches
 from bert_repro.data.glue import load_examples
 from bert_repro.metrics.glue import glue_metrics
 from bert_repro.models.factory import build_classifier, sha256_file
+from bert_repro.predict import predict_scores, to_predictions
 from bert_repro.results.record import (
     git_state,
     machine_info,
@@ -26,21 +27,6 @@ from bert_repro.results.record import (
 )
 from bert_repro.tasks.glue import GlueTask, get_task
 from bert_repro.training.loop import fit
-
-
-def predict(model: Any, data: Encoded, batch_size: int, pad_id: int, task: GlueTask) -> np.ndarray:
-    """Class indices (or regression scores) for every example, in the data's order."""
-    model.eval()
-    out = np.zeros(len(data), np.float32 if task.is_regression else np.int64)
-    with backend.no_grad():
-        for index in eval_batches(data.lengths, batch_size):
-            batch = collate(data, index, pad_id)
-            batch.pop("labels", None)
-            logits = backend.to_numpy(
-                model(**{k: backend.to_tensor(v) for k, v in batch.items()}).logits
-            )
-            out[index] = logits[:, 0] if task.is_regression else logits.argmax(-1)
-    return out
 
 
 def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -60,11 +46,10 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if data_cfg.max_eval_examples:
         dev_examples = {s: ex[: data_cfg.max_eval_examples] for s, ex in dev_examples.items()}
 
-    torch = backend.load_framework()
+    backend.load_framework()
     backend.seed_everything(cfg.seed)
     id2label = {i: name for i, name in enumerate(task.labels)} or {0: "score"}
     model, tokenizer, source = build_classifier(cfg.model, task.num_labels, id2label)
-    del torch
 
     max_len = cfg.task.max_seq_length
     train = encode(train_examples, tokenizer, max_len, task.is_regression)
@@ -86,15 +71,13 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     def evaluate() -> dict[str, float]:
         metrics = {}
         for split, data in devs.items():
-            scores = glue_metrics(
-                task.metrics,
-                data.labels,
-                predict(model, data, cfg.speed.eval_batch_size, pad_id, task),
-            )
+            scores = predict_scores(model, data, cfg.speed.eval_batch_size, pad_id)
+            scores = glue_metrics(task.metrics, data.labels, to_predictions(scores, task))
             prefix = "" if len(devs) == 1 else f"{split}/"
             metrics.update({f"{prefix}{name}": value for name, value in scores.items()})
         return metrics
 
+    run_dir.mkdir(parents=True, exist_ok=True)
     log_file = (run_dir / "train_log.jsonl").open("a")
     wandb_run = _start_wandb(cfg, run_dir)
 

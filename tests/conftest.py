@@ -14,3 +14,44 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def compose(overrides: list[str], tmp_path: Path):
+    """The resolved config `python run.py <overrides>` would run, with output under tmp_path."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bert_repro.config import CONF_DIR, register
+
+    register()
+    GlobalHydra.instance().clear()
+    paths = [f"paths.runs={tmp_path / 'runs'}", f"paths.results={tmp_path / 'results'}"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=overrides + paths)
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def framework():
+    """mindnlp loaded once, offline (the hub is never reachable in tests)."""
+    from bert_repro import backend
+
+    backend.configure_hub("https://huggingface.co", offline=True)
+    return backend.load_framework()
+
+
+@pytest.fixture(scope="session")
+def tiny_glue(tmp_path_factory) -> Path:
+    from tests.glue_fixture import write_tiny_glue
+
+    return write_tiny_glue(tmp_path_factory.mktemp("glue"), n=24)
+
+
+TINY = [
+    "model=bert_tiny",
+    "model.pretrained=null",
+    "trainer.batch_size=8",
+    "speed.eval_batch_size=16",
+]

@@ -1,0 +1,158 @@
+"""Inference with a fine-tuned checkpoint: label raw sentences, or write a GLUE test submission.
+
+    python -m bert_repro.predict --model runs/sst2/<run>/checkpoint "a gorgeous film" "a dull mess"
+    python -m bert_repro.predict --model <ckpt> --pair "A man is eating." "Someone eats."
+    python -m bert_repro.predict --model <ckpt> --file inputs.tsv   # a line each; TAB splits a pair
+    python -m bert_repro.predict --model <ckpt> --glue-test /path/to/glue --out submission/
+
+The submission files (<Task>.tsv with `index<TAB>prediction`) are the GLUE leaderboard format,
+how the paper's Table 1 was scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bert_repro import backend
+from bert_repro.data.batching import Encoded, collate, encode, eval_batches
+from bert_repro.data.glue import Example, load_local
+from bert_repro.errors import UserError
+from bert_repro.tasks.glue import GlueTask, get_task
+
+
+def predict_scores(model: Any, data: Encoded, batch_size: int, pad_id: int) -> np.ndarray:
+    """Logits (or regression scores) for every example, in the data's order."""
+    model.eval()
+    out: np.ndarray | None = None
+    with backend.no_grad():
+        for index in eval_batches(data.lengths, batch_size):
+            batch = collate(data, index, pad_id)
+            batch.pop("labels", None)
+            inputs = {k: backend.to_tensor(v) for k, v in batch.items()}
+            logits = backend.to_numpy(model(**inputs).logits)
+            if out is None:
+                out = np.zeros((len(data), logits.shape[1]), np.float32)
+            out[index] = logits
+    return out if out is not None else np.zeros((0, 1), np.float32)
+
+
+def to_predictions(scores: np.ndarray, task: GlueTask) -> np.ndarray:
+    return scores[:, 0] if task.is_regression else scores.argmax(-1)
+
+
+def load_finetuned(directory: str) -> tuple[Any, Any, GlueTask]:
+    """A checkpoint written by a fine-tuning run (<run dir>/checkpoint)."""
+    from mindnlp.transformers import AutoTokenizer, BertForSequenceClassification
+
+    path = Path(directory)
+    meta = path / "bert_repro_task.json"
+    if not meta.is_file():
+        raise UserError(
+            f"{path} is not a fine-tuned checkpoint (no {meta.name}); use <run dir>/checkpoint"
+        )
+    task = get_task(json.loads(meta.read_text())["task"])
+    model = BertForSequenceClassification.from_pretrained(str(path))
+    return model, AutoTokenizer.from_pretrained(str(path)), task
+
+
+def read_inputs(args: argparse.Namespace) -> list[Example]:
+    rows: list[tuple[str, str | None]] = [(t, None) for t in args.texts]
+    rows += [(a, b) for a, b in args.pair or []]
+    if args.file:
+        for line in Path(args.file).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                a, _, b = line.partition("\t")
+                rows.append((a, b or None))
+    if not rows:
+        raise UserError("nothing to label: give sentences, --pair A B, or --file")
+    if len({b is None for _, b in rows}) > 1:
+        raise UserError("mix of single sentences and pairs: label them in separate calls")
+    return [Example(str(i), a, b, None) for i, (a, b) in enumerate(rows)]
+
+
+def label_texts(model: Any, tokenizer: Any, task: GlueTask, examples: list[Example]) -> list[str]:
+    if task.is_pair != (examples[0].text_b is not None):
+        kind = "sentence pairs (--pair A B)" if task.is_pair else "single sentences"
+        raise UserError(f"this {task.name} model expects {kind}")
+    data = encode(examples, tokenizer, 512, task.is_regression)
+    scores = predict_scores(model, data, 32, tokenizer.pad_token_id)
+    lines = []
+    for example, row in zip(examples, scores, strict=True):
+        if task.is_regression:
+            answer = f"{row[0]:.3f}"
+        else:
+            probs = np.exp(row - row.max()) / np.exp(row - row.max()).sum()
+            answer = f"{task.labels[int(row.argmax())]}\t{probs.max():.3f}"
+        text = (
+            example.text_a if example.text_b is None else f"{example.text_a} ||| {example.text_b}"
+        )
+        lines.append(f"{answer}\t{text}")
+    return lines
+
+
+def write_submission(
+    model: Any, tokenizer: Any, task: GlueTask, glue_root: str, out: Path
+) -> list[Path]:
+    """One `<Task>.tsv` per test split (index, prediction), as the GLUE server expects."""
+    written = []
+    for split, name in task.submission_names.items():
+        examples = load_local(task, glue_root, split)
+        data = encode(examples, tokenizer, 128, task.is_regression)
+        preds = to_predictions(predict_scores(model, data, 64, tokenizer.pad_token_id), task)
+        target = out / f"{name}.tsv"
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tsv.tmp")
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+            writer.writerow(["index", "prediction"])
+            for example, pred in zip(examples, preds, strict=True):
+                value = f"{pred:.3f}" if task.is_regression else task.labels[int(pred)]
+                writer.writerow([example.guid, value])
+        tmp.replace(target)
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("texts", nargs="*", help="sentences to label")
+    parser.add_argument(
+        "--model", required=True, help="fine-tuned checkpoint: <run dir>/checkpoint"
+    )
+    parser.add_argument(
+        "--pair", nargs=2, action="append", metavar=("A", "B"), help="a sentence pair"
+    )
+    parser.add_argument(
+        "--file", help="one input a line; a TAB separates the two sentences of a pair"
+    )
+    parser.add_argument(
+        "--glue-test", metavar="GLUE_DIR", help="write test-set predictions instead"
+    )
+    parser.add_argument("--out", default="submission", help="folder for --glue-test files")
+    parser.add_argument("--hub-endpoint", default="https://huggingface.co")
+    args = parser.parse_args(argv)
+    backend.configure_hub(args.hub_endpoint, offline=True)
+    try:
+        backend.load_framework()
+        model, tokenizer, task = load_finetuned(args.model)
+        if args.glue_test:
+            for path in write_submission(model, tokenizer, task, args.glue_test, Path(args.out)):
+                print(f"wrote {path}")
+        else:
+            print("\n".join(label_texts(model, tokenizer, task, read_inputs(args))))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()
