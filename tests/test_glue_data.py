@@ -173,3 +173,34 @@ def test_real_tsv_with_quotes_parses_every_line(shared_data: Path):
     rows = read_glue_tsv(path, task.local_train, task)
     lines_with_quotes = sum('"' in line for line in path.read_text(encoding="utf-8").splitlines())
     assert sum('"' in e.text_a + e.text_b for e in rows) == lines_with_quotes == 769
+
+
+def test_hub_rows_map_to_examples_and_splits(monkeypatch):
+    """Up to the network boundary: `datasets.load_dataset` is replaced by the rows it would give."""
+    import datasets
+
+    calls = []
+
+    def fake_load(name, config, split):
+        calls.append((name, config, split))
+        return [
+            {"premise": "p0", "hypothesis": "h0", "label": 2, "idx": 0},
+            {"premise": "p1", "hypothesis": "h1", "label": -1, "idx": 1},
+        ]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    examples = load_examples(get_task("mnli"), "hub", "dev_mismatched", hub_dataset="nyu-mll/glue")
+    assert calls == [("nyu-mll/glue", "mnli", "validation_mismatched")]
+    assert examples[0] == Example("0", "p0", "h0", 2) and examples[1].label is None
+
+
+def test_hub_failure_names_the_offline_alternative(monkeypatch):
+    import datasets
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the Hub\nmore detail")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(UserError, match=r"data=local data.root=/path/to/glue") as err:
+        load_examples(get_task("sst2"), "hub", "train", hub_dataset="nyu-mll/glue")
+    assert "\n" not in str(err.value)
