@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,8 @@ from omegaconf.errors import OmegaConfBaseException
 from bert_repro.config import CONF_DIR, group_options, register
 from bert_repro.errors import UserError
 
+# Each stage is one function (cfg, run_dir) -> result record; imported only when it runs.
+STAGES = {"finetune": "bert_repro.finetune:finetune"}
 GROUPS = ("model", "task", "optim", "trainer", "data", "speed", "logger", "experiment")
 
 
@@ -139,12 +142,10 @@ def run_stage(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     configure_hub(cfg.hub.endpoint, cfg.hub.offline, cfg.hub.timeout_s)
     try:
-        if cfg.stage == "finetune":
-            from bert_repro.finetune import finetune
-
-            finetune(cfg, run_dir)
-        else:
-            raise UserError(f"unknown stage '{cfg.stage}': choose finetune")
+        if cfg.stage not in STAGES:
+            raise UserError(f"unknown stage '{cfg.stage}': choose one of {', '.join(STAGES)}")
+        module, _, function = STAGES[cfg.stage].partition(":")
+        getattr(importlib.import_module(module), function)(cfg, run_dir)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         if HydraConfig.get().mode.name == "RUN":

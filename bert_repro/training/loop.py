@@ -60,7 +60,11 @@ def fit(
     run_dir: Path,
     log: Callable[[dict[str, Any]], None],
 ) -> TrainState:
-    """Train `model` on `epoch_batches(epoch)`; `model(**batch).loss` is the objective."""
+    """Train `model` on `epoch_batches(epoch)`; `model(**batch).loss` is the objective.
+
+    Task-agnostic: a batch is a dict of arrays (classification labels, SQuAD start/end positions,
+    pre-training masks...) that the model's forward takes as keyword arguments.
+    """
     names_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in names_params]
     optimizer = AdamWeightDecay(
@@ -82,13 +86,10 @@ def fit(
         state.resumed_from = str(last)
         print(f"resuming from {last} (step {state.step}/{stop_at})")
 
-    def loss_of(input_ids, token_type_ids, attention_mask, labels):
-        return model(
-            input_ids=input_ids,
-            token_type_ids=token_type_ids,
-            attention_mask=attention_mask,
-            labels=labels,
-        ).loss
+    keys = sorted(epoch_batches(0)[0])  # every batch carries the same inputs
+
+    def loss_of(*tensors):
+        return model(**dict(zip(keys, tensors, strict=True))).loss
 
     grad_fn = backend.value_and_grad(loss_of, params)
 
@@ -110,10 +111,7 @@ def fit(
         for batch in batches[state.batch_in_epoch :]:
             started = time.perf_counter()
             lr = optim_cfg.lr * linear_warmup_decay(state.step, total_steps, warmup)
-            tensors = [
-                backend.to_tensor(batch[k])
-                for k in ("input_ids", "token_type_ids", "attention_mask", "labels")
-            ]
+            tensors = [backend.to_tensor(batch[k]) for k in keys]
             loss, grads = grad_fn(*tensors)
             grads, grad_norm = clip_by_global_norm(grads, optim_cfg.max_grad_norm)
             optimizer.step(grads, lr)
