@@ -8,25 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bert_repro import backend
-from bert_repro.config import run_id
 from bert_repro.data.batching import collate, encode, epoch_batches
 from bert_repro.data.glue import load_examples
 from bert_repro.metrics.glue import glue_metrics
-from bert_repro.models.factory import build_classifier, sha256_file
+from bert_repro.models.factory import build_classifier, model_summary, save_finetuned
 from bert_repro.predict import predict_scores, to_predictions
-from bert_repro.results.record import (
-    git_state,
-    machine_info,
-    now_iso,
-    package_versions,
-    peak_rss_mb,
-    store_record,
-)
+from bert_repro.results.record import run_record, store_record
 from bert_repro.tasks.glue import GlueTask, get_task
 from bert_repro.training.loop import fit
+from bert_repro.training.run_logger import RunLogger
 
 
 def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -77,37 +70,24 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             metrics.update({f"{prefix}{name}": value for name, value in scores.items()})
         return metrics
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_file = (run_dir / "train_log.jsonl").open("a")
-    wandb_run = _start_wandb(cfg, run_dir)
-
-    def log(entry: dict[str, Any]) -> None:
-        log_file.write(json.dumps(entry) + "\n")
-        log_file.flush()
-        if wandb_run is not None:
-            flat = entry.get("eval", entry)
-            prefix = "dev/" if "eval" in entry else "train/"
-            wandb_run.log({f"{prefix}{k}": v for k, v in flat.items()}, step=flat["step"])
-
-    state = fit(model, batches_for, evaluate, cfg.optim, cfg.trainer, run_dir, log)
+    logger = RunLogger(cfg, run_dir)
+    state = fit(model, batches_for, evaluate, cfg.optim, cfg.trainer, run_dir, logger.log)
     if not state.evals or state.evals[-1]["step"] != state.step:
         state.evals.append({"epoch": state.epoch, "step": state.step, **evaluate()})
     final_metrics = {k: v for k, v in state.evals[-1].items() if k not in ("epoch", "step")}
 
-    final_dir = run_dir / "checkpoint"
-    model.save_pretrained(final_dir)
-    tokenizer.save_pretrained(final_dir)
-    (final_dir / "bert_repro_task.json").write_text(json.dumps({"task": task.name}))
-
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    record = {
-        "run_id": run_id(cfg),
-        "status": "complete" if state.step >= _planned_steps(cfg, steps_per_epoch) else "partial",
-        "stage": "finetune",
-        "experiment": cfg.experiment,
-        "task": task.name,
-        "split": "dev",
-        "data": {
+    final_dir = save_finetuned(model, tokenizer, run_dir, task.name)
+    record = run_record(
+        cfg,
+        run_dir,
+        stage="finetune",
+        task=task.name,
+        metrics=final_metrics,
+        headline=_headline_key(task, len(devs)),
+        state=state,
+        planned_steps=_planned_steps(cfg, steps_per_epoch),
+        started=started,
+        data={
             "source": data_cfg.source,
             "root": data_cfg.root,
             "train_examples": len(train),
@@ -115,46 +95,10 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "subsampled": bool(data_cfg.max_train_examples or data_cfg.max_eval_examples)
             or data_cfg.source == "sample",
         },
-        "metrics": final_metrics,
-        "headline_metric": _headline_key(task, len(devs)),
-        "history": state.evals,
-        "model": {
-            "name": cfg.model.name,
-            "source": source.kind,
-            "pretrained": cfg.model.pretrained,
-            "path": source.path,
-            "weights_sha256": source.weights_sha256,
-            "architecture": {
-                key: getattr(model.config, key)
-                for key in ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
-            },
-            "parameters": int(sum(int(np.prod(p.shape)) for p in model.parameters())),
-            "checkpoint": str(final_dir),
-            "checkpoint_sha256": sha256_file(final_dir / "model.safetensors"),
-        },
-        "seed": cfg.seed,
-        "lr": cfg.optim.lr,
-        "optimizer_steps": state.step,
-        "epochs": cfg.trainer.epochs,
-        "batch_size": batch_size,
-        "tokens_seen": state.tokens_seen,
-        "train_seconds": round(state.train_seconds, 2),
-        "wall_seconds": round(time.time() - started, 2),
-        "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "resumed_from": state.resumed_from,
-        "config": resolved,
-        "versions": package_versions(),
-        "git": git_state(),
-        "machine": machine_info(),
-        "finished_at": now_iso(),
-        "run_dir": str(run_dir),
-    }
+        model=model_summary(model, cfg.model, source, final_dir),
+    )
     target = store_record(record, run_dir, Path(cfg.paths.results))
-    if wandb_run is not None:
-        wandb_run.summary.update({f"dev/{k}": v for k, v in final_metrics.items()})
-        wandb_run.finish()
-    log_file.close()
+    logger.finish(final_metrics)
     headline = record["headline_metric"]
     print(f"dev {headline} = {final_metrics[headline]:.2f}   all: {json.dumps(final_metrics)}")
     print(f"record: {target}   model: {final_dir}")
@@ -168,20 +112,3 @@ def _planned_steps(cfg: DictConfig, steps_per_epoch: int) -> int:
 
 def _headline_key(task: GlueTask, n_dev_splits: int) -> str:
     return task.headline if n_dev_splits == 1 else f"{task.dev_splits[0]}/{task.headline}"
-
-
-def _start_wandb(cfg: DictConfig, run_dir: Path) -> Any:
-    if not cfg.logger.wandb:
-        return None
-    import wandb
-
-    return wandb.init(
-        project=cfg.logger.project,
-        entity=cfg.logger.entity,
-        mode=cfg.logger.mode,
-        dir=str(run_dir),
-        name=run_dir.name,
-        id=f"{cfg.task.name}-{run_id(cfg)}",
-        resume="allow",
-        config=OmegaConf.to_container(cfg, resolve=True),
-    )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,30 @@ def _hub_snapshot_dir(repo_id: str) -> str | None:
         return snapshot_download(repo_id, local_files_only=True)
     except Exception:  # the sha is informative only; a missing cache entry must not fail a run
         return None
+
+
+def save_finetuned(model: Any, tokenizer: Any, run_dir: Path, task: str) -> Path:
+    """The final model in Hugging Face format (+ which task it solves), for `predict` and reuse."""
+    final_dir = run_dir / "checkpoint"
+    model.save_pretrained(final_dir)
+    tokenizer.save_pretrained(final_dir)
+    (final_dir / "bert_repro_task.json").write_text(json.dumps({"task": task}))
+    return final_dir
+
+
+def model_summary(
+    model: Any, model_cfg: Any, source: ModelSource, final_dir: Path
+) -> dict[str, Any]:
+    """What the result record says about the model: origin, shape, size, checkpoint hash."""
+    arch = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
+    return {
+        "name": model_cfg.name,
+        "source": source.kind,
+        "pretrained": model_cfg.pretrained,
+        "path": source.path,
+        "weights_sha256": source.weights_sha256,
+        "architecture": {key: getattr(model.config, key) for key in arch},
+        "parameters": int(sum(math.prod(p.shape) for p in model.parameters())),
+        "checkpoint": str(final_dir),
+        "checkpoint_sha256": sha256_file(final_dir / "model.safetensors"),
+    }

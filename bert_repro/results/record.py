@@ -10,9 +10,14 @@ import resource
 import socket
 import subprocess
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from bert_repro.config import run_id
 
 PACKAGES = (
     "mindspore",
@@ -92,6 +97,54 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def run_record(
+    cfg: DictConfig,
+    run_dir: Path,
+    *,
+    stage: str,
+    task: str,
+    metrics: dict[str, float],
+    headline: str,
+    state: Any,
+    planned_steps: int,
+    started: float,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The fields every stage's record shares; `fields` adds the stage's own (data, model...).
+
+    `state` is the loop's TrainState. A run that stopped before its planned steps is `partial`.
+    """
+    return {
+        "run_id": run_id(cfg),
+        "status": "complete" if state.step >= planned_steps else "partial",
+        "stage": stage,
+        "experiment": cfg.experiment,
+        "task": task,
+        "split": "dev",
+        "metrics": metrics,
+        "headline_metric": headline,
+        "history": state.evals,
+        **fields,
+        "seed": cfg.seed,
+        "lr": cfg.optim.lr,
+        "optimizer_steps": state.step,
+        "epochs": cfg.trainer.epochs,
+        "batch_size": cfg.trainer.batch_size,
+        "tokens_seen": state.tokens_seen,
+        "train_seconds": round(state.train_seconds, 2),
+        "wall_seconds": round(time.time() - started, 2),
+        "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "resumed_from": state.resumed_from,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "versions": package_versions(),
+        "git": git_state(),
+        "machine": machine_info(),
+        "finished_at": now_iso(),
+        "run_dir": str(run_dir),
+    }
 
 
 def store_record(record: dict[str, Any], run_dir: Path, results_dir: Path) -> Path:

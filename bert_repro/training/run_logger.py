@@ -1,0 +1,47 @@
+"""Per-run logging: a JSON-lines history in the run dir always, mirrored to W&B when enabled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from bert_repro.config import run_id
+
+
+class RunLogger:
+    """`log({"step": ..., ...})` for training rows, `log({"eval": {...}})` for evaluations."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._file = (run_dir / "train_log.jsonl").open("a")
+        self._wandb = None
+        if cfg.logger.wandb:
+            import wandb
+
+            self._wandb = wandb.init(
+                project=cfg.logger.project,
+                entity=cfg.logger.entity,
+                mode=cfg.logger.mode,
+                dir=str(run_dir),
+                name=run_dir.name,
+                id=f"{cfg.task.name}-{run_id(cfg)}",
+                resume="allow",
+                config=OmegaConf.to_container(cfg, resolve=True),
+            )
+
+    def log(self, entry: dict[str, Any]) -> None:
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+        if self._wandb is not None:
+            row = entry.get("eval", entry)
+            prefix = "dev/" if "eval" in entry else "train/"
+            self._wandb.log({f"{prefix}{k}": v for k, v in row.items()}, step=row["step"])
+
+    def finish(self, final_metrics: dict[str, float]) -> None:
+        if self._wandb is not None:
+            self._wandb.summary.update({f"dev/{k}": v for k, v in final_metrics.items()})
+            self._wandb.finish()
+        self._file.close()
