@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -135,11 +136,25 @@ def _schema_node(parent: str) -> list[str] | None:
     return sorted(node.keys()) if isinstance(node, DictConfig) else None
 
 
+def _finished_record(run_dir: Path) -> dict | None:
+    path = run_dir / "record.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("status") == "complete" else None
+
+
 def run_stage(cfg: DictConfig) -> None:
     """Run the configured stage in its run directory; user errors become one line."""
     from bert_repro.backend import configure_hub
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    finished = _finished_record(run_dir)
+    if finished and cfg.trainer.resume:
+        # Same science config -> same run dir: a relaunched command or sweep skips done points.
+        print(f"already finished ({run_dir}/record.json): {json.dumps(finished['metrics'])}")
+        print("to run it again: trainer.resume=false")
+        return
     configure_hub(cfg.hub.endpoint, cfg.hub.offline, cfg.hub.timeout_s)
     try:
         if cfg.stage not in STAGES:

@@ -55,17 +55,18 @@ def test_pretrained_dir_without_weights_fails_before_training(tmp_path):
 
 def test_embedded_default_runs_offline_and_writes_a_record(tmp_path):
     """README command (a), shortened: the default config, MiniLM on the shipped SST-2 sample."""
-    result = run(
-        [
-            "run.py",
-            "trainer.max_steps=2",
-            "data.max_train_examples=64",
-            "data.max_eval_examples=64",
-            f"paths.runs={tmp_path}/runs",
-            f"paths.results={tmp_path}/results",
-        ]
-    )
+    command = [
+        "run.py",
+        "trainer.max_steps=2",
+        "data.max_train_examples=64",
+        "data.max_eval_examples=64",
+        f"paths.runs={tmp_path}/runs",
+        f"paths.results={tmp_path}/results",
+    ]
+    result = run(command)
     assert result.returncode == 0, result.stderr[-3000:]
+    again = run(command)  # the same science config finds its finished run and skips it
+    assert again.returncode == 0 and "already finished" in again.stdout
     assert "dev accuracy = " in result.stdout and "record: " in result.stdout
     (record_path,) = (tmp_path / "results" / "runs" / "sst2").glob("*.json")
     record = json.loads(record_path.read_text())

@@ -8,6 +8,7 @@ directly and keeps the Hugging Face classes, `from_pretrained` and `save_pretrai
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bert_repro import backend
-from bert_repro.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from bert_repro.training.checkpoint import (
+    checkpoint_root,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from bert_repro.training.optim import (
     AdamWeightDecay,
     clip_by_global_norm,
@@ -76,6 +82,8 @@ def fit(
     stop_at = min(total_steps, trainer_cfg.max_steps or total_steps)
 
     state = TrainState()
+    if not trainer_cfg.resume:  # a fresh start must never later resume into an older run's steps
+        shutil.rmtree(checkpoint_root(run_dir), ignore_errors=True)
     last = latest_checkpoint(run_dir) if trainer_cfg.resume else None
     if last is not None:
         weights, moments, saved = load_checkpoint(last)
