@@ -33,6 +33,10 @@ def run(args: list[str], cwd: Path = REPO, timeout: int = 600) -> subprocess.Com
         (["data=local", "data.root=/no/such/glue"], "data directory not found: /no/such/glue"),
         (["model.pretrained=/no/such/model"], "model.pretrained directory not found"),
         (["+experiment=glue_rte"], "offline, use data=local data.root=/path/to/glue"),
+        (
+            ["model=bert_tiny", "model.vocab_size=1000"],
+            "tokenizer has 30522 tokens but the model's embedding table has 1000 rows",
+        ),
     ],
 )
 def test_bad_input_fails_with_one_line(args, message, tmp_path):
