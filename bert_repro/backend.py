@@ -5,7 +5,8 @@ via `mindtorch` (a torch-compatible layer). Three things about that stack on CPU
 - the hub endpoint must be set before `import mindnlp` (which otherwise picks a mirror itself);
 - `Tensor.backward()` is a no-op in mindtorch: gradients come from `value_and_grad`;
 - the CPU dropout kernel ignores the generator's (seed, offset), so runs were not repeatable and
-  could not resume exactly; `_seeded_cpu_dropout` restores torch's semantics.
+  could not resume exactly; `_seeded_cpu_dropout` restores torch's semantics;
+- `datasets` takes mindtorch for torch and calls `Tensor.share_memory_`, which it lacks.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def load_framework() -> ModuleType:
     import mindtorch
 
     mindtorch._apis.cpu.dropout = _seeded_cpu_dropout
+    if not hasattr(mindtorch.Tensor, "share_memory_"):
+        # `datasets` sees mindtorch as torch and shares streaming-dataset state with it; there
+        # are no worker processes to share with here, so in place is enough.
+        mindtorch.Tensor.share_memory_ = lambda self: self
     _FRAMEWORK = mindtorch
     return mindtorch
 

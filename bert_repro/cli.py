@@ -21,8 +21,13 @@ from bert_repro.config import CONF_DIR, group_options, register
 from bert_repro.errors import UserError
 
 # Each stage is one function (cfg, run_dir) -> result record; imported only when it runs.
-STAGES = {"finetune": "bert_repro.finetune:finetune"}
-GROUPS = ("model", "task", "optim", "trainer", "data", "speed", "logger", "experiment")
+STAGES = {
+    "finetune": "bert_repro.finetune:finetune",
+    "squad": "bert_repro.qa:squad",
+    "swag": "bert_repro.multiple_choice:swag",
+    "pretrain": "bert_repro.pretrain:pretrain",
+}
+GROUPS = ("model", "task", "optim", "trainer", "data", "objective", "speed", "logger", "experiment")
 
 
 def fail(message: str) -> None:

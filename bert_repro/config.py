@@ -35,6 +35,7 @@ class ModelConfig:
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
     initializer_range: float = 0.02
+    head: str = "linear"  # fine-tuning head: linear (BERT's) | bilstm (Table 5's "+ BiLSTM")
 
 
 @dataclass
@@ -43,6 +44,13 @@ class TaskConfig:
 
     name: str = MISSING
     max_seq_length: int = 128
+    # SQuAD (Google's run_squad.py defaults): windows start doc_stride tokens apart, questions are
+    # cut to max_query_length tokens, answers come from an n-best search over short spans.
+    doc_stride: int = 128
+    max_query_length: int = 64
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    version_2_with_negative: bool = False  # SQuAD v2.0: null answer at [CLS], tuned threshold
 
 
 @dataclass
@@ -69,6 +77,7 @@ class TrainerConfig:
     keep_checkpoints: int = 2
     resume: bool = True  # continue from the run directory's last checkpoint
     eval_every_epoch: bool = True
+    grad_accum_steps: int = 1  # batch_size is split into this many micro-batches per step
 
 
 @dataclass
@@ -80,6 +89,40 @@ class DataConfig:
     hub_dataset: str = "nyu-mll/glue"
     max_train_examples: int | None = None  # subsample (changes the result: record says so)
     max_eval_examples: int | None = None
+    # Offline SQuAD protocol: fine-tune on this fraction of the dev file's articles (seeded
+    # split), score the held-out ones; null = the standard train/dev protocol.
+    dev_split_train_fraction: float | None = None
+    dev_split_seed: int = 0
+    # Pre-training text (source: corpus): "<layout>:<path under root>", layouts lines | file |
+    # wikitext (bert_repro/pretraining/documents.py); a folder stands for its *.txt files.
+    corpus: list[str] = field(default_factory=list)
+    dupe_factor: int = 10  # masking passes over the corpus (Google's create_pretraining_data)
+    heldout_every: int = 20  # every N-th document is held out for evaluation
+
+
+@dataclass
+class ObjectiveConfig:
+    """Science: the pre-training objective (paper section 3.1; Tables 5 and 8 ablate it)."""
+
+    name: str = "mlm_nsp"  # mlm_nsp (BERT) | mlm (No NSP) | ltr (left-to-right LM, causal)
+    masked_lm_prob: float = 0.15
+    max_predictions_per_seq: int | None = None  # None: 15% of the length, rounded up to ten
+    mask_token: float = 0.8  # what a chosen token becomes: [MASK] / random token / unchanged
+    random_token: float = 0.1
+    keep_token: float = 0.1
+    whole_word_masking: bool = False
+    random_next_prob: float = 0.5  # share of NotNext pairs (mlm_nsp)
+    short_seq_prob: float = 0.1  # share of sequences with a shorter random target length
+
+
+@dataclass
+class PretrainConfig:
+    """Science: the length of a pre-training run and its optional second phase at 512 tokens."""
+
+    steps: int = 1000  # optimizer steps of both phases (paper: 1M at batch 256)
+    phase2_fraction: float = 0.0  # paper: the last 10% of steps at phase2_max_seq_length
+    phase2_max_seq_length: int = 512
+    eval_every: int = 500  # held-out evaluation every N steps; must divide each phase's steps
 
 
 @dataclass
@@ -122,6 +165,8 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     hub: HubConfig = field(default_factory=HubConfig)

@@ -58,7 +58,13 @@ def load_finetuned(directory: str) -> tuple[Any, Any, GlueTask]:
             f"{path} is not a fine-tuned checkpoint (no {meta.name}); use <run dir>/checkpoint"
         )
     task = get_task(json.loads(meta.read_text())["task"])
-    model = BertForSequenceClassification.from_pretrained(str(path))
+    config = json.loads((path / "config.json").read_text())
+    if config.get("bert_repro_head", "linear") != "linear" or config.get("is_decoder"):
+        from bert_repro.models.heads import BertClassifier  # BiLSTM head or causal pooling
+
+        model = BertClassifier.from_pretrained(str(path))
+    else:
+        model = BertForSequenceClassification.from_pretrained(str(path))
     return model, AutoTokenizer.from_pretrained(str(path)), task
 
 

@@ -8,6 +8,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Load mindnlp before any test module imports `transformers`.
+
+    mindnlp patches transformers when it is imported; a test module that imports transformers
+    first (the data builder's do) leaves later model tests with a half-patched library.
+    """
+    from bert_repro import backend
+
+    backend.configure_hub("https://huggingface.co", offline=True)
+    backend.load_framework()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The full real datasets beside the clone (CI has them; a user's clone may not)."""
@@ -35,10 +47,9 @@ def compose(overrides: list[str], tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def framework():
-    """mindnlp loaded once, offline (the hub is never reachable in tests)."""
+    """mindnlp, loaded offline by pytest_configure (the hub is never reachable in tests)."""
     from bert_repro import backend
 
-    backend.configure_hub("https://huggingface.co", offline=True)
     return backend.load_framework()
 
 

@@ -31,6 +31,7 @@ ARCH_KEYS = (
     "initializer_range",
 )
 DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+HEADS = ("linear", "bilstm")  # classification heads (model.head); bilstm is Table 5's "+ BiLSTM"
 
 
 @dataclass
@@ -106,18 +107,50 @@ def build_classifier(
     model_cfg: Any, num_labels: int, id2label: dict[int, str]
 ) -> tuple[Any, Any, ModelSource]:
     """A BertForSequenceClassification (mindnlp) and its tokenizer, from a preset or weights."""
-    from mindnlp.transformers import BertConfig, BertForSequenceClassification
-
     labels = {
         "num_labels": num_labels,
         "id2label": id2label,
         "label2id": {v: k for k, v in id2label.items()},
     }
+    if model_cfg.head not in HEADS:
+        raise UserError(f"unknown model.head '{model_cfg.head}'; choose one of: {', '.join(HEADS)}")
+    if model_cfg.head != "linear" or _causal_checkpoint(model_cfg):
+        return _build("BertClassifier", model_cfg, **labels, bert_repro_head=model_cfg.head)
+    return _build("BertForSequenceClassification", model_cfg, **labels)
+
+
+def _causal_checkpoint(model_cfg: Any) -> bool:
+    """A local checkpoint pre-trained left-to-right (config.json is_decoder): it stays causal."""
+    if not model_cfg.pretrained:
+        return False
+    kind, location = resolve_pretrained(model_cfg.pretrained)
+    config = Path(location) / "config.json"
+    return kind == "local" and bool(json.loads(config.read_text()).get("is_decoder", False))
+
+
+def build_question_answering(model_cfg: Any) -> tuple[Any, Any, ModelSource]:
+    """A BertForQuestionAnswering (SQuAD: start/end logits per token) and its tokenizer."""
+    return _build("BertForQuestionAnswering", model_cfg)
+
+
+def build_multiple_choice(model_cfg: Any) -> tuple[Any, Any, ModelSource]:
+    """A BertForMultipleChoice (SWAG: one score per choice from its pooled [CLS] vector)."""
+    return _build("BertForMultipleChoice", model_cfg)
+
+
+def _build(class_name: str, model_cfg: Any, **head: Any) -> tuple[Any, Any, ModelSource]:
+    """A mindnlp BERT model with the named head, from a size preset or pretrained weights."""
+    import mindnlp.transformers
+
+    if class_name == "BertClassifier":  # ours: causal pooling, BiLSTM head (models/heads.py)
+        from bert_repro.models.heads import BertClassifier as model_class
+    else:
+        model_class = getattr(mindnlp.transformers, class_name)
     dropout = {k: model_cfg[k] for k in DROPOUT_KEYS}
     if model_cfg.pretrained:
         kind, location = resolve_pretrained(model_cfg.pretrained)
         try:
-            model = BertForSequenceClassification.from_pretrained(location, **labels, **dropout)
+            model = model_class.from_pretrained(location, **head, **dropout)
         except OSError as err:
             raise UserError(
                 f"could not load model.pretrained={model_cfg.pretrained}: "
@@ -127,10 +160,12 @@ def build_classifier(
         source = ModelSource(kind, model_cfg.pretrained, path, _weights_sha(path) if path else None)
         tokenizer = load_tokenizer(model_cfg, location)
     else:
-        config = BertConfig(**{k: model_cfg[k] for k in ARCH_KEYS}, **dropout, **labels)
+        config = mindnlp.transformers.BertConfig(
+            **{k: model_cfg[k] for k in ARCH_KEYS}, **dropout, **head
+        )
         # HF's _init_weights is BERT's initialiser: N(0, initializer_range) for weights and
         # embeddings, zero biases, LayerNorm at (1, 0).
-        model = BertForSequenceClassification(config)
+        model = model_class(config)
         source = ModelSource("random", model_cfg.name, None, None)
         tokenizer = load_tokenizer(model_cfg, None)
     check_vocab(tokenizer, model.config.vocab_size)

@@ -57,6 +57,32 @@ def load_model_weights(model: Any, weights: dict[str, np.ndarray]) -> None:
         param.copy_(backend.to_tensor(weights[name]))
 
 
+def _accumulated(
+    grad_fn: Callable[..., Any], batch: Batch, keys: list[str], micro_batches: int
+) -> tuple[Any, list[Any]]:
+    """Loss and gradients of `batch`, computed `micro_batches` slices at a time to bound memory.
+
+    Each slice's mean loss and gradients are weighted by its share of the rows and summed, so
+    one optimizer step still sees the whole batch (gradient accumulation).
+    """
+    if micro_batches <= 1:
+        return grad_fn(*[backend.to_tensor(batch[k]) for k in keys])
+    import mindspore
+
+    ops = mindspore.ops  # raw MindSpore ops, as in clip_by_global_norm
+    rows = len(batch[keys[0]])
+    loss_sum, total = 0.0, None
+    for index in np.array_split(np.arange(rows), min(micro_batches, rows)):
+        loss, grads = grad_fn(*[backend.to_tensor(batch[k][index]) for k in keys])
+        share = len(index) / rows
+        grads = [ops.mul(g, share) for g in grads]
+        if total is not None:
+            grads = [ops.add(a, b) for a, b in zip(total, grads, strict=True)]
+        total = grads
+        loss_sum += float(loss) * share
+    return loss_sum, total
+
+
 def fit(
     model: Any,
     epoch_batches: Callable[[int], list[Batch]],
@@ -119,8 +145,7 @@ def fit(
         for batch in batches[state.batch_in_epoch :]:
             started = time.perf_counter()
             lr = optim_cfg.lr * linear_warmup_decay(state.step, total_steps, warmup)
-            tensors = [backend.to_tensor(batch[k]) for k in keys]
-            loss, grads = grad_fn(*tensors)
+            loss, grads = _accumulated(grad_fn, batch, keys, trainer_cfg.grad_accum_steps)
             grads, grad_norm = clip_by_global_norm(grads, optim_cfg.max_grad_norm)
             optimizer.step(grads, lr)
             loss = float(loss)

@@ -1,0 +1,248 @@
+"""Stage `pretrain`: text to a pre-trained BERT in Hugging Face format (paper 3.1, appendix A.2).
+
+    python run.py +experiment=pretrain_mini_mlm_nsp       # BERT-mini, 2 CPU cores, under an hour
+    python run.py +experiment=glue_mrpc model.pretrained=<run dir>/checkpoint   # fine-tune it
+
+A run has one or two phases (paper: 90% of the steps at 128 tokens, then 10% at 512). Each phase
+is one `fit` over a stream of shard batches, cut into chunks of `pretrain.eval_every` steps that
+the loop sees as epochs: it evaluates the held-out documents and checkpoints after each, and its
+position in the chunk is the data position a relaunched run resumes from.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from bert_repro import backend
+from bert_repro.errors import UserError
+from bert_repro.models.factory import (
+    ARCH_KEYS,
+    DROPOUT_KEYS,
+    ModelSource,
+    check_vocab,
+    load_tokenizer,
+    model_summary,
+    resolve_pretrained,
+)
+from bert_repro.results.record import run_record, store_record
+from bert_repro.training.loop import TrainState, fit
+from bert_repro.training.run_logger import RunLogger
+
+# The data builder imports transformers, which must come after mindnlp (mindnlp installs
+# mindtorch as `torch`; the other order breaks its import). Needs configure_hub to have run.
+backend.load_framework()
+
+from bert_repro.pretraining.objectives import (  # noqa: E402
+    Objective,
+    ShardStream,
+    StreamBatches,
+    data_config,
+    evaluate,
+    get_objective,
+    heldout_batches,
+    prepare_shards,
+)
+from bert_repro.pretraining.shards import load_manifest  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One sequence length of a run: its steps (a multiple of eval_every) and directory."""
+
+    number: int
+    max_seq_length: int
+    steps: int
+    stop_at: int  # trainer.max_steps cut (smoke tests), within this phase
+    run_dir: Path
+
+
+def plan_phases(cfg: DictConfig, run_dir: Path) -> list[Phase]:
+    """Split `pretrain.steps` into the phases; a run cut by trainer.max_steps drops what is past."""
+    settings = cfg.pretrain
+    second = round(settings.steps * settings.phase2_fraction)
+    first = settings.steps - second
+    for steps in (first, second):
+        if steps % settings.eval_every:
+            raise UserError(
+                f"pretrain.eval_every={settings.eval_every} must divide each phase's steps "
+                f"({first} and {second} of pretrain.steps={settings.steps})"
+            )
+    if first <= 0:
+        raise UserError("pretrain.phase2_fraction must leave steps for the first phase")
+    budget = cfg.trainer.max_steps or settings.steps
+    phases = [Phase(1, cfg.task.max_seq_length, first, min(first, budget), run_dir)]
+    if second and budget > first:
+        length = settings.phase2_max_seq_length
+        phases.append(Phase(2, length, second, min(second, budget - first), run_dir / "phase2"))
+    return phases
+
+
+def build_pretraining_model(model_cfg: Any, objective: Objective) -> tuple[Any, Any, ModelSource]:
+    """BERT with the objective's heads: a random init (BERT's), or continued from weights."""
+    from mindnlp.transformers import BertConfig
+
+    from bert_repro.models.heads import BertPretrainingModel
+
+    settings = {
+        "bert_repro_objective": objective.name,
+        "is_decoder": objective.causal,  # the causal mask, kept by every class that loads it
+        "use_cache": False,
+        **{k: model_cfg[k] for k in DROPOUT_KEYS},
+    }
+    if model_cfg.pretrained:
+        kind, location = resolve_pretrained(model_cfg.pretrained)
+        model = BertPretrainingModel.from_pretrained(location, **settings)
+        source = ModelSource(
+            kind, model_cfg.pretrained, location if kind == "local" else None, None
+        )
+        tokenizer = load_tokenizer(model_cfg, location)
+    else:
+        config = BertConfig(**{k: model_cfg[k] for k in ARCH_KEYS}, **settings)
+        model = BertPretrainingModel(config)
+        source = ModelSource("random", model_cfg.name, None, None)
+        tokenizer = load_tokenizer(model_cfg, None)
+    check_vocab(tokenizer, model.config.vocab_size)
+    return model, tokenizer, source
+
+
+def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Pre-train, evaluate on held-out documents, save the checkpoint, write the record."""
+    started = time.time()
+    objective = get_objective(cfg.objective.name)
+    if cfg.data.source != "corpus":
+        raise UserError("pre-training reads text: use data=corpus (see conf/data/corpus.yaml)")
+    phases = plan_phases(cfg, run_dir)
+    backend.seed_everything(cfg.seed)
+    model, tokenizer, source = build_pretraining_model(cfg.model, objective)
+    logger = RunLogger(cfg, run_dir)
+    states: list[TrainState] = []
+    data_info: dict[str, Any] = {}
+    offset = 0
+    for phase in phases:
+        state, data_info[f"phase{phase.number}"] = _run_phase(
+            cfg, phase, model, tokenizer, objective, _offset_log(logger.log, offset, phase)
+        )
+        for entry in state.evals:
+            entry.update(step=entry["step"] + offset, phase=phase.number)
+        states.append(state)
+        offset += phase.steps
+    total = _merge(states)
+    final = {k: v for k, v in total.evals[-1].items() if k not in ("epoch", "step", "phase")}
+
+    final_dir = run_dir / "checkpoint"
+    model.save_pretrained(final_dir)
+    tokenizer.save_pretrained(final_dir)
+    record = run_record(
+        cfg,
+        run_dir,
+        stage="pretrain",
+        task="pretraining",
+        metrics=final,
+        headline="perplexity",
+        state=total,
+        planned_steps=min(cfg.pretrain.steps, cfg.trainer.max_steps or cfg.pretrain.steps),
+        started=started,
+        objective=objective.name,
+        data={
+            "source": "corpus",
+            "root": cfg.data.root,
+            "corpus": list(cfg.data.corpus),
+            "dupe_factor": cfg.data.dupe_factor,
+            "heldout_every": cfg.data.heldout_every,
+            **data_info,
+        },
+        model=model_summary(model, cfg.model, source, final_dir),
+    )
+    target = store_record(record, run_dir, Path(cfg.paths.results))
+    logger.finish(final)
+    print(f"held-out {json.dumps(final)}")
+    print(f"record: {target}   checkpoint (model.pretrained=): {final_dir}")
+    return record
+
+
+def _run_phase(
+    cfg: DictConfig,
+    phase: Phase,
+    model: Any,
+    tokenizer: Any,
+    objective: Objective,
+    log: Callable[[dict[str, Any]], None],
+) -> tuple[TrainState, dict[str, Any]]:
+    """Build (or reuse) the phase's shards and train it; returns its state and data summary."""
+    settings = data_config(cfg.objective, phase.max_seq_length, cfg.data.dupe_factor)
+    cache = Path(cfg.paths.runs) / "shards"  # shared by runs with the same data (a sweep)
+    shards = prepare_shards(cfg.data, settings, tokenizer, cfg.seed, cache)
+    batch_size = cfg.trainer.batch_size
+    stream = ShardStream(shards["train"], batch_size, cfg.seed)
+    heldout = heldout_batches(
+        shards["heldout"], objective, cfg.speed.eval_batch_size, cfg.data.max_eval_examples
+    )
+    chunk = cfg.pretrain.eval_every
+    instances = int(stream.counts.sum())
+    micro = -(-batch_size // cfg.trainer.grad_accum_steps)
+    print(
+        f"phase {phase.number}: objective={objective.name} length={phase.max_seq_length} "
+        f"steps={phase.steps} batch={batch_size} (micro-batch {micro}) "
+        f"tokens/step<={batch_size * phase.max_seq_length} train instances={instances} "
+        f"(passes over them: {phase.steps * batch_size / instances:.2f}) "
+        f"held-out instances={sum(len(b['input_ids']) for b in heldout)}"
+    )
+
+    def batches_for(epoch: int) -> StreamBatches:
+        return StreamBatches(stream, objective, epoch * chunk, (epoch + 1) * chunk)
+
+    trainer = OmegaConf.merge(
+        cfg.trainer, {"epochs": phase.steps // chunk, "max_steps": phase.stop_at}
+    )
+    state = fit(
+        model,
+        batches_for,
+        lambda: evaluate(model, heldout, objective),
+        cfg.optim,
+        trainer,
+        phase.run_dir,
+        log,
+    )
+    if not state.evals or state.evals[-1]["step"] != state.step:
+        metrics = evaluate(model, heldout, objective)
+        state.evals.append({"epoch": state.epoch, "step": state.step, **metrics})
+    summary = {
+        "max_seq_length": phase.max_seq_length,
+        "steps": phase.steps,
+        "train_shards": str(shards["train"]),
+        "train_instances": instances,
+        "heldout_instances": load_manifest(shards["heldout"])["totals"]["instances"],
+    }
+    return state, summary
+
+
+def _offset_log(
+    log: Callable[[dict[str, Any]], None], offset: int, phase: Phase
+) -> Callable[[dict[str, Any]], None]:
+    """Log phase-2 rows at run-wide step numbers (W&B needs steps that only grow)."""
+
+    def shifted(entry: dict[str, Any]) -> None:
+        row = entry.get("eval", entry)
+        row = {**row, "step": row["step"] + offset, "phase": phase.number}
+        log({"eval": row} if "eval" in entry else row)
+
+    return shifted
+
+
+def _merge(states: list[TrainState]) -> TrainState:
+    """The run-wide state of all phases, for the record."""
+    return TrainState(
+        step=sum(s.step for s in states),
+        epoch=states[-1].epoch,
+        tokens_seen=sum(s.tokens_seen for s in states),
+        train_seconds=sum(s.train_seconds for s in states),
+        evals=[entry for s in states for entry in s.evals],
+        resumed_from=next((s.resumed_from for s in states if s.resumed_from), None),
+    )

@@ -1,0 +1,345 @@
+"""Pre-training: objectives, heads, batches, phases, gradient accumulation, stage end to end.
+
+Modules that import transformers (the data builder) are imported inside the tests, after the
+`framework` fixture: transformers must be imported after mindnlp.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from tests.conftest import TINY, compose
+
+CORPUS = Path(__file__).parent / "data" / "pretraining"
+TINY_PRETRAIN = [
+    "model=bert_tiny",
+    f"data.root={CORPUS}",
+    "data.corpus=[lines:bert_sample_text.txt,file:austen-emma-excerpt.txt,wikitext:wikitext-format.txt]",
+    "data.heldout_every=3",
+    "data.dupe_factor=2",
+    "trainer.batch_size=8",
+    "speed.eval_batch_size=16",
+    "pretrain.steps=4",
+    "pretrain.eval_every=2",
+]
+
+
+def pretrain_cfg(tmp_path: Path, objective: str, *extra: str):
+    return compose([f"+experiment=pretrain_mini_{objective}", *TINY_PRETRAIN, *extra], tmp_path)
+
+
+@pytest.mark.parametrize("objective", ["mlm_nsp", "mlm", "ltr"])
+def test_cpu_presets_share_everything_but_the_objective(objective, tmp_path):
+    cfg = compose([f"+experiment=pretrain_mini_{objective}"], tmp_path)
+    reference = compose(["+experiment=pretrain_mini_mlm_nsp"], tmp_path)
+    assert cfg.stage == "pretrain" and cfg.task.name == "pretraining"
+    assert cfg.objective.name == objective and cfg.model.name == "bert_mini"
+    assert cfg.model.pretrained is None and cfg.data.source == "corpus"
+    for group in ("model", "optim", "trainer", "pretrain", "task"):
+        assert cfg[group] == reference[group], group
+    assert cfg.data.corpus == reference.data.corpus
+
+
+def test_bert_base_preset_follows_the_paper(tmp_path):
+    cfg = compose(["+experiment=pretrain_bert_base"], tmp_path)
+    assert (cfg.model.num_hidden_layers, cfg.model.hidden_size) == (12, 768)
+    assert cfg.model.hidden_act == "gelu" and cfg.model.hidden_dropout_prob == 0.1
+    assert cfg.optim.lr == 1e-4 and list(cfg.optim.betas) == [0.9, 0.999]
+    assert cfg.optim.weight_decay == 0.01
+    assert cfg.trainer.batch_size == 256 and cfg.pretrain.steps == 1_000_000
+    assert cfg.task.max_seq_length == 128 and cfg.pretrain.phase2_max_seq_length == 512
+    assert cfg.pretrain.phase2_fraction == 0.1 and cfg.objective.name == "mlm_nsp"
+    assert cfg.objective.masked_lm_prob == 0.15
+
+
+def test_phases_split_the_steps_90_10(tmp_path, framework):
+    from bert_repro.errors import UserError
+    from bert_repro.pretrain import plan_phases
+
+    phases = plan_phases(compose(["+experiment=pretrain_bert_base"], tmp_path), tmp_path)
+    assert [(p.max_seq_length, p.steps) for p in phases] == [(128, 900_000), (512, 100_000)]
+    assert phases[1].run_dir == tmp_path / "phase2"
+    cut = compose(["+experiment=pretrain_bert_base", "trainer.max_steps=20"], tmp_path)
+    assert [p.stop_at for p in plan_phases(cut, tmp_path)] == [20]
+    bad = compose(["+experiment=pretrain_bert_base", "pretrain.eval_every=7"], tmp_path)
+    with pytest.raises(UserError, match="must divide"):
+        plan_phases(bad, tmp_path)
+
+
+@pytest.fixture
+def shards(tmp_path, framework):
+    """Train and held-out shards of the shipped corpus, per objective."""
+    from bert_repro.models.factory import load_tokenizer
+    from bert_repro.pretraining.objectives import data_config, prepare_shards
+
+    def build(objective: str) -> dict[str, Path]:
+        cfg = pretrain_cfg(tmp_path, objective)
+        settings = data_config(cfg.objective, 128, cfg.data.dupe_factor)
+        tokenizer = load_tokenizer(cfg.model, None)
+        return prepare_shards(cfg.data, settings, tokenizer, 0, tmp_path / "shards")
+
+    return build
+
+
+def test_batches_are_a_pure_function_of_seed_and_index(shards):
+    from bert_repro.pretraining.objectives import OBJECTIVES, ShardStream, StreamBatches
+
+    train = shards("mlm_nsp")["train"]
+    stream, again = ShardStream(train, 8, seed=3), ShardStream(train, 8, seed=3)
+    per_pass = stream.batches_per_pass
+    objective = OBJECTIVES["mlm_nsp"]
+    run = list(StreamBatches(stream, objective, 0, 2 * per_pass + 2))  # into the third pass
+    resumed = StreamBatches(again, objective, 0, 2 * per_pass + 2)[per_pass + 1 :]
+    for a, b in zip(run[per_pass + 1 :], resumed, strict=True):
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+    passes = [run[:per_pass], run[per_pass : 2 * per_pass]]
+    first, second = ([b["input_ids"][:, :8] for b in batches] for batches in passes)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    other_seed = StreamBatches(ShardStream(train, 8, seed=4), objective, 0, 1)[0]
+    assert not np.array_equal(other_seed["input_ids"], run[0]["input_ids"])
+
+
+def test_batches_carry_what_each_objective_predicts(shards):
+    from bert_repro.pretraining.objectives import OBJECTIVES, ShardStream, StreamBatches
+
+    for name in ("mlm_nsp", "mlm", "ltr"):
+        batch = StreamBatches(ShardStream(shards(name)["train"], 8, 0), OBJECTIVES[name], 0, 1)[0]
+        length = batch["input_ids"].shape[1]
+        assert length == batch["attention_mask"].sum(1).max()  # cut to the longest sequence
+        assert ("next_sentence_label" in batch) == (name == "mlm_nsp")
+        if name == "ltr":  # every position predicts the next token; padding weighs nothing
+            assert np.array_equal(batch["masked_lm_ids"], batch["input_ids"][:, 1:])
+            assert np.array_equal(batch["masked_lm_positions"][0], np.arange(length - 1))
+            assert np.array_equal(batch["masked_lm_weights"], batch["attention_mask"][:, 1:])
+        else:  # 15% of the tokens, at most 20 positions
+            assert batch["masked_lm_positions"].shape[1] == 20
+            assert 0 < batch["masked_lm_weights"].sum() <= 20 * 8
+
+
+def tiny_model(objective: str):
+    from mindnlp.transformers import BertConfig
+
+    from bert_repro.models.heads import BertPretrainingModel
+
+    config = BertConfig(
+        vocab_size=60,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        bert_repro_objective=objective,
+        is_decoder=objective == "ltr",
+        use_cache=False,
+    )
+    return BertPretrainingModel(config)
+
+
+def test_heads_follow_the_objective(framework):
+    for objective in ("mlm_nsp", "mlm", "ltr"):
+        model = tiny_model(objective)
+        names = {name for name, _ in model.named_parameters()}
+        nsp = objective == "mlm_nsp"
+        assert ("cls.seq_relationship.weight" in names) == nsp
+        assert ("bert.pooler.dense.weight" in names) == nsp
+        assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+        assert model.config.is_decoder == (objective == "ltr")
+
+
+def test_mlm_head_sees_only_the_gathered_positions(framework):
+    model = tiny_model("mlm_nsp")
+    seen = []
+    original = model.cls.predictions.forward
+    model.cls.predictions.forward = lambda hidden: (
+        seen.append(tuple(hidden.shape)) or original(hidden)
+    )
+    rng = np.random.default_rng(0)
+    batch = {
+        "input_ids": rng.integers(5, 60, (3, 12)),
+        "attention_mask": np.ones((3, 12), np.int64),
+        "token_type_ids": np.zeros((3, 12), np.int64),
+        "masked_lm_positions": np.array([[1, 4, 0], [2, 3, 5], [7, 0, 0]]),
+        "masked_lm_ids": rng.integers(5, 60, (3, 3)),
+        "masked_lm_weights": np.array([[1, 1, 0], [1, 1, 1], [1, 0, 0]], np.float32),
+        "next_sentence_label": np.array([0, 1, 0]),
+    }
+    from bert_repro import backend
+
+    out = model(**{k: backend.to_tensor(v) for k, v in batch.items()})
+    assert seen == [(3, 3, 16)]  # batch x predictions x hidden, never the 12 positions
+    losses = backend.to_numpy(out.token_losses)
+    weights = batch["masked_lm_weights"]
+    expected = (losses * weights).sum() / (weights.sum() + 1e-5)
+    assert float(out.mlm_loss) == pytest.approx(expected, rel=1e-5)
+    assert float(out.loss) == pytest.approx(float(out.mlm_loss) + float(out.nsp_loss), rel=1e-5)
+
+
+def test_ltr_model_is_causal(framework):
+    from bert_repro import backend
+
+    model = tiny_model("ltr")
+    model.eval()
+    ids = np.array([[2, 7, 8, 9, 10, 3]])
+    changed = ids.copy()
+    changed[0, 4] = 33
+    hidden = []
+    for tokens in (ids, changed):
+        out = model.bert(backend.to_tensor(tokens), attention_mask=backend.to_tensor(ids * 0 + 1))
+        hidden.append(backend.to_numpy(out.last_hidden_state))
+    assert np.allclose(hidden[0][0, :4], hidden[1][0, :4])  # positions before the change
+    assert not np.allclose(hidden[0][0, 4:], hidden[1][0, 4:])
+
+
+def test_grad_accumulation_equals_one_batch(framework):
+    """Two micro-batches give the loss and gradients of the whole batch (dropout off)."""
+    from mindnlp.transformers import BertConfig, BertForSequenceClassification
+
+    from bert_repro import backend
+    from bert_repro.training.loop import _accumulated
+
+    backend.seed_everything(0)
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    model = BertForSequenceClassification(config)
+    params = [p for p in model.parameters()]
+    rng = np.random.default_rng(0)
+    batch = {
+        "attention_mask": np.ones((6, 5), np.int64),
+        "input_ids": rng.integers(1, 40, (6, 5)),
+        "labels": rng.integers(0, 2, 6),
+    }
+    keys = sorted(batch)
+    grad_fn = backend.value_and_grad(
+        lambda *t: model(**dict(zip(keys, t, strict=True))).loss, params
+    )
+    loss, grads = _accumulated(grad_fn, batch, keys, 1)
+    loss_acc, grads_acc = _accumulated(grad_fn, batch, keys, 2)
+    assert float(loss) == pytest.approx(loss_acc, rel=1e-5)
+    for g, h in zip(grads, grads_acc, strict=True):
+        assert np.allclose(g.asnumpy(), h.asnumpy(), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, framework):
+    """Each objective's tiny pre-training run (4 steps), made once: (record, run dir)."""
+    from bert_repro.pretrain import pretrain
+
+    made = {}
+
+    def make(objective: str) -> tuple[dict, Path]:
+        if objective not in made:
+            root = tmp_path_factory.mktemp(f"pretrained-{objective}")
+            made[objective] = pretrain(pretrain_cfg(root, objective), root / "run"), root / "run"
+        return made[objective]
+
+    return make
+
+
+@pytest.mark.parametrize("objective", ["mlm_nsp", "mlm", "ltr"])
+def test_pretrain_stage_writes_record_and_hf_checkpoint(objective, pretrained):
+    from mindnlp.transformers import BertForSequenceClassification
+
+    record, run_dir = pretrained(objective)
+    assert record["status"] == "complete" and record["optimizer_steps"] == 4
+    assert record["task"] == "pretraining" and record["objective"] == objective
+    assert record["config"]["objective"]["name"] == objective
+    metrics = record["metrics"]
+    assert metrics["perplexity"] == pytest.approx(np.exp(metrics["mlm_loss"]))
+    assert 0 <= metrics["mlm_accuracy"] <= 100
+    assert ("nsp_accuracy" in metrics) == (objective == "mlm_nsp")
+    assert [entry["step"] for entry in record["history"]] == [2, 4]
+    assert record["tokens_seen"] > 0 and record["tokens_per_second"] > 0
+    checkpoint = run_dir / "checkpoint"
+    for name in ("config.json", "model.safetensors", "vocab.txt"):
+        assert (checkpoint / name).is_file(), name
+    encoder = BertForSequenceClassification.from_pretrained(str(checkpoint), num_labels=2)
+    saved = load_file(checkpoint / "model.safetensors")
+    embeddings = encoder.bert.embeddings.word_embeddings.weight.detach().numpy()
+    assert np.array_equal(embeddings, saved["bert.embeddings.word_embeddings.weight"])
+    assert encoder.config.is_decoder == (objective == "ltr")
+
+
+def test_phase_two_continues_at_the_longer_length(tmp_path, framework):
+    from bert_repro.pretrain import pretrain
+
+    cfg = pretrain_cfg(
+        tmp_path,
+        "mlm_nsp",
+        "pretrain.phase2_fraction=0.5",
+        "pretrain.phase2_max_seq_length=256",
+        "trainer.grad_accum_steps=2",
+    )
+    record = pretrain(cfg, tmp_path / "run")
+    assert record["optimizer_steps"] == 4 and record["status"] == "complete"
+    assert [(e["step"], e["phase"]) for e in record["history"]] == [(2, 1), (4, 2)]
+    assert record["data"]["phase2"]["max_seq_length"] == 256
+    assert (tmp_path / "run" / "phase2" / "checkpoints").is_dir()
+
+
+def finetune_from(objective: str, pretrained, tmp_path: Path, tiny_glue: Path, *extra: str):
+    from bert_repro.finetune import finetune
+
+    checkpoint = pretrained(objective)[1] / "checkpoint"
+    overrides = [*TINY, "task=rte", "data=local", f"data.root={tiny_glue}"]
+    cfg = compose(
+        [*overrides, f"model.pretrained={checkpoint}", "trainer.max_steps=2", *extra], tmp_path
+    )
+    return finetune(cfg, tmp_path / "finetuned")
+
+
+def test_finetuning_takes_a_pretrained_checkpoint_by_path(pretrained, tmp_path, tiny_glue):
+    record = finetune_from("mlm_nsp", pretrained, tmp_path, tiny_glue)
+    assert record["optimizer_steps"] == 2 and record["model"]["source"] == "local"
+    assert "accuracy" in record["metrics"]
+
+
+def test_finetuning_an_ltr_checkpoint_keeps_the_causal_mask(pretrained, tmp_path, tiny_glue):
+    from bert_repro.models.factory import build_classifier
+    from bert_repro.models.heads import BertClassifier
+
+    checkpoint = pretrained("ltr")[1] / "checkpoint"
+    cfg = compose([*TINY, f"model.pretrained={checkpoint}"], tmp_path)
+    model, _, _ = build_classifier(cfg.model, 2, {0: "a", 1: "b"})
+    assert isinstance(model, BertClassifier) and model.config.is_decoder
+    record = finetune_from("ltr", pretrained, tmp_path, tiny_glue)
+    assert record["optimizer_steps"] == 2
+
+
+def test_bilstm_head_is_trained_and_ignores_padding(pretrained, tmp_path, framework):
+    from bert_repro import backend
+    from bert_repro.models.factory import build_classifier
+
+    checkpoint = pretrained("ltr")[1] / "checkpoint"
+    cfg = compose([*TINY, f"model.pretrained={checkpoint}", "model.head=bilstm"], tmp_path)
+    model, _, _ = build_classifier(cfg.model, 2, {0: "a", 1: "b"})
+    ids = np.array([[2, 7, 8, 9, 3, 0], [2, 11, 3, 0, 0, 0]])
+    mask = (ids > 0).astype(np.int64)
+    model.eval()
+    logits = [
+        backend.to_numpy(model(backend.to_tensor(x), backend.to_tensor(mask)).logits)
+        for x in (ids, np.where(mask > 0, ids, 17))  # other tokens under the padding
+    ]
+    assert np.allclose(logits[0], logits[1], atol=1e-6)
+    model.train()
+    names = [name for name, _ in model.named_parameters()]
+    params = [param for _, param in model.named_parameters()]
+
+    def loss(*tensors):
+        return model(*tensors).loss
+
+    _, grads = backend.value_and_grad(loss, params)(
+        backend.to_tensor(ids),
+        backend.to_tensor(mask),
+        backend.to_tensor(np.zeros_like(ids)),
+        backend.to_tensor(np.array([0, 1])),
+    )
+    lstm = [g for n, g in zip(names, grads, strict=True) if n.startswith("lstm_")]
+    assert len(lstm) == 8 and all(np.abs(g.asnumpy()).sum() > 0 for g in lstm)
