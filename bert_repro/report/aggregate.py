@@ -128,7 +128,7 @@ def _run_row(record: dict[str, Any]) -> dict[str, Any]:
         "init": _init(record),
         "objective": _pretraining(record, "objective") or "",
         "masking": _masking_label(_pretraining(record, "masking")),
-        "head": (config.get("model") or {}).get("head") or "",
+        "head": (config.get("model") or {}).get("head") or "linear",  # records before model.head
         "data": _data_regime(data),
         "train_examples": data.get("train_examples"),
         "pretrain_tokens": _pretraining(record, "tokens_seen"),

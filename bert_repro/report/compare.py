@@ -88,9 +88,9 @@ ROWS: Mapping[str, Mapping[str, Mapping[str, str]]] = MappingProxyType(
         "3": {"BERT-LARGE (Single)": {}},  # the paper's only BERT row: every system faces it
         "4": {"BERT-BASE": {"size": "base"}, "BERT-LARGE": {"size": "large"}},
         "5": {
-            "BERT-BASE": {"objective": "mlm_nsp", "head": ""},
-            "No NSP": {"objective": "mlm", "head": ""},
-            "LTR & No NSP": {"objective": "ltr", "head": ""},
+            "BERT-BASE": {"objective": "mlm_nsp", "head": "linear"},
+            "No NSP": {"objective": "mlm", "head": "linear"},
+            "LTR & No NSP": {"objective": "ltr", "head": "linear"},
             "+ BiLSTM": {"objective": "ltr", "head": "bilstm"},
         },
         "6": _arch_rows(),
@@ -215,7 +215,7 @@ def _scale_label(system: Mapping[str, Any], rows: pd.DataFrame) -> str:
         origin = f"pre-trained here ({objective}{amount}; run {init.split(':', 1)[1]})"
     else:
         origin = f"pre-trained weights {init} (not pre-trained here)"
-    extras = [system[k] for k in ("masking", "head") if system[k]]
+    extras = [system[k] for k in ("masking", "head") if system[k] not in ("", "linear")]
     extra = f"; {', '.join(extras)}" if extras else ""
     return f"{system['model']} {system['arch']}{size}; {origin}{extra}"
 
