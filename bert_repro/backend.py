@@ -6,11 +6,13 @@ via `mindtorch` (a torch-compatible layer). Three things about that stack on CPU
 - `Tensor.backward()` is a no-op in mindtorch: gradients come from `value_and_grad`;
 - the CPU dropout kernel ignores the generator's (seed, offset), so runs were not repeatable and
   could not resume exactly; `_seeded_cpu_dropout` restores torch's semantics;
-- `datasets` takes mindtorch for torch and calls `Tensor.share_memory_`, which it lacks.
+- `datasets` takes mindtorch for torch and calls `Tensor.share_memory_`, which it lacks;
+- tensor subtraction cut the gradient (regression losses did not train): `_sub_keeping_gradients`.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -66,6 +68,7 @@ def load_framework() -> ModuleType:
     import mindtorch
 
     mindtorch._apis.cpu.dropout = _seeded_cpu_dropout
+    mindtorch.ops.sub = _sub_keeping_gradients(mindtorch.ops.sub)
     if not hasattr(mindtorch.Tensor, "share_memory_"):
         # `datasets` sees mindtorch as torch and shares streaming-dataset state with it; there
         # are no worker processes to share with here, so in place is enough.
@@ -86,6 +89,25 @@ def _seeded_cpu_dropout(input, p: float, seed, offset):
     keep = (rng.random(tuple(input.shape), dtype=np.float32) >= p).astype(np.float32)
     mask = mindtorch.tensor(keep / (1.0 - p), dtype=input.dtype)
     return input * mask, mask
+
+
+def _sub_keeping_gradients(original: Callable[..., Any]) -> Callable[..., Any]:
+    """mindtorch's `a - b` moves both operands with `.to(device)` even when they already share
+    a device, and that copy cuts the gradient: every loss with a tensor subtraction (MSE for
+    STS-B) trained with all-zero gradients. Subtract directly when the devices agree."""
+    from mindtorch.executor import execute
+
+    def sub(input, other, *, alpha=1, out=None):
+        same_device = (
+            isinstance(input, numbers.Number)
+            or isinstance(other, numbers.Number)
+            or input.device == other.device
+        )
+        if out is not None or not same_device:
+            return original(input, other, alpha=alpha, out=out)
+        return execute("sub", input, other, alpha)
+
+    return sub
 
 
 def seed_everything(seed: int) -> None:

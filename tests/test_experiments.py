@@ -46,6 +46,8 @@ def test_preset_runs_end_to_end_on_tiny_data(name, tmp_path, tiny_glue, framewor
     )
     assert stored["metrics"] == record["metrics"]
     assert (tmp_path / "run" / "checkpoint" / "model.safetensors").is_file()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").open()]
+    assert all(row["grad_norm"] > 0 for row in rows if "grad_norm" in row)  # the loss trains
 
 
 def test_wandb_offline_mirrors_metrics(tmp_path, tiny_glue, framework, monkeypatch):
