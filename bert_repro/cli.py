@@ -161,6 +161,10 @@ def run_stage(cfg: DictConfig) -> None:
         print("to run it again: trainer.resume=false")
         return
     configure_hub(cfg.hub.endpoint, cfg.hub.offline, cfg.hub.timeout_s)
+    if cfg.speed.cpu_threads:
+        from bert_repro.backend import set_cpu_threads
+
+        set_cpu_threads(cfg.speed.cpu_threads)
     try:
         if cfg.stage not in STAGES:
             raise UserError(f"unknown stage '{cfg.stage}': choose one of {', '.join(STAGES)}")

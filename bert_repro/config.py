@@ -131,6 +131,7 @@ class SpeedConfig:
 
     group_by_length: bool = False  # length-grouped batches: less padding, same examples per epoch
     eval_batch_size: int = 64
+    cpu_threads: int | None = None  # MindSpore CPU kernel threads (None: MindSpore's default)
 
 
 @dataclass
