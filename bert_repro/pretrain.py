@@ -21,17 +21,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bert_repro import backend
+from bert_repro.config import run_id
 from bert_repro.errors import UserError
 from bert_repro.models.factory import (
     ARCH_KEYS,
     DROPOUT_KEYS,
+    PROVENANCE_FILE,
     ModelSource,
     check_vocab,
     load_tokenizer,
     model_summary,
     resolve_pretrained,
 )
-from bert_repro.results.record import run_record, store_record
+from bert_repro.results.record import run_record, store_record, write_json_atomic
 from bert_repro.training.loop import TrainState, fit
 from bert_repro.training.run_logger import RunLogger
 
@@ -139,6 +141,8 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     final_dir = run_dir / "checkpoint"
     model.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
+    provenance = pretraining_provenance(cfg, objective, total, final)
+    write_json_atomic(final_dir / PROVENANCE_FILE, provenance)
     record = run_record(
         cfg,
         run_dir,
@@ -150,6 +154,7 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         planned_steps=min(cfg.pretrain.steps, cfg.trainer.max_steps or cfg.pretrain.steps),
         started=started,
         objective=objective.name,
+        masking=provenance["masking"],
         data={
             "source": "corpus",
             "root": cfg.data.root,
@@ -165,6 +170,26 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     print(f"held-out {json.dumps(final)}")
     print(f"record: {target}   checkpoint (model.pretrained=): {final_dir}")
     return record
+
+
+def pretraining_provenance(
+    cfg: DictConfig, objective: Objective, state: TrainState, heldout: dict[str, float]
+) -> dict[str, Any]:
+    """What a fine-tune of this checkpoint records about it (rows of Tables 5, 6 and 8)."""
+    return {
+        "run_id": run_id(cfg),
+        "experiment": cfg.experiment,
+        "objective": objective.name,
+        "masking": {
+            "mask": cfg.objective.mask_token,
+            "random": cfg.objective.random_token,
+            "keep": cfg.objective.keep_token,
+            "whole_word": cfg.objective.whole_word_masking,
+        },
+        "steps": state.step,
+        "tokens_seen": state.tokens_seen,
+        "heldout": heldout,
+    }
 
 
 def _run_phase(

@@ -4,6 +4,7 @@ Modules that import transformers (the data builder) are imported inside the test
 `framework` fixture: transformers must be imported after mindnlp.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -265,6 +266,11 @@ def test_pretrain_stage_writes_record_and_hf_checkpoint(objective, pretrained):
     embeddings = encoder.bert.embeddings.word_embeddings.weight.detach().numpy()
     assert np.array_equal(embeddings, saved["bert.embeddings.word_embeddings.weight"])
     assert encoder.config.is_decoder == (objective == "ltr")
+    provenance = json.loads((checkpoint / "pretraining.json").read_text())
+    assert provenance["run_id"] == record["run_id"] and provenance["objective"] == objective
+    assert provenance["tokens_seen"] == record["tokens_seen"]
+    assert record["masking"] == provenance["masking"]
+    assert provenance["masking"] == {"mask": 0.8, "random": 0.1, "keep": 0.1, "whole_word": False}
 
 
 def test_phase_two_continues_at_the_longer_length(tmp_path, framework):
@@ -298,6 +304,10 @@ def finetune_from(objective: str, pretrained, tmp_path: Path, tiny_glue: Path, *
 def test_finetuning_takes_a_pretrained_checkpoint_by_path(pretrained, tmp_path, tiny_glue):
     record = finetune_from("mlm_nsp", pretrained, tmp_path, tiny_glue)
     assert record["optimizer_steps"] == 2 and record["model"]["source"] == "local"
+    pretrain_record = pretrained("mlm_nsp")[0]
+    provenance = record["model"]["pretraining"]
+    assert provenance["run_id"] == pretrain_record["run_id"]
+    assert provenance["objective"] == "mlm_nsp" and provenance["steps"] == 4
     assert "accuracy" in record["metrics"]
 
 

@@ -31,6 +31,7 @@ ARCH_KEYS = (
     "initializer_range",
 )
 DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+PROVENANCE_FILE = "pretraining.json"  # written by our pre-training into its checkpoint
 HEADS = ("linear", "bilstm")  # classification heads (model.head); bilstm is Table 5's "+ BiLSTM"
 
 
@@ -205,6 +206,10 @@ def model_summary(
 ) -> dict[str, Any]:
     """What the result record says about the model: origin, shape, size, checkpoint hash."""
     arch = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
+    provenance = Path(source.path or "") / PROVENANCE_FILE
+    pretraining = None
+    if source.path and provenance.is_file():
+        pretraining = json.loads(provenance.read_text())
     return {
         "name": model_cfg.name,
         "source": source.kind,
@@ -215,4 +220,5 @@ def model_summary(
         "parameters": int(sum(math.prod(p.shape) for p in model.parameters())),
         "checkpoint": str(final_dir),
         "checkpoint_sha256": sha256_file(final_dir / "model.safetensors"),
+        "pretraining": pretraining,  # our own pre-training run behind these weights, if any
     }

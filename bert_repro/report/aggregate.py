@@ -192,9 +192,9 @@ def _pretraining(record: dict[str, Any], key: str) -> Any:
     ``run_id``, ``objective``, ``masking`` and ``tokens_seen``.
     """
     if record.get("stage") == "pretrain":
+        if key in record:
+            return record[key]
         config = record.get("config") or {}
-        if key == "tokens_seen":
-            return record.get("tokens_seen")
         return config.get(key, (config.get("pretrain") or {}).get(key))
     return ((record.get("model") or {}).get("pretraining") or {}).get(key)
 
