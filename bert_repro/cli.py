@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from bert_repro.config import CONF_DIR, group_options, register
 from bert_repro.errors import UserError
+from bert_repro.training import distributed
 
 # Each stage is one function (cfg, run_dir) -> result record; imported only when it runs.
 STAGES = {
@@ -27,6 +28,8 @@ STAGES = {
     "swag": "bert_repro.multiple_choice:swag",
     "pretrain": "bert_repro.pretrain:pretrain",
 }
+# Stages whose every write happens on rank 0 under msrun (pre-training also builds shards).
+DATA_PARALLEL_STAGES = ("finetune", "squad", "swag")
 GROUPS = ("model", "task", "optim", "trainer", "data", "objective", "speed", "logger", "experiment")
 
 
@@ -67,7 +70,7 @@ def preflight(argv: list[str]) -> None:
             cfg = compose(config_name="config", overrides=plain)
         OmegaConf.to_container(cfg, resolve=False)
     except (HydraException, OmegaConfBaseException) as err:
-        fail(_explain(err))
+        fail(explain(err))
     finally:
         GlobalHydra.instance().clear()
     _check_against_schema(cfg)
@@ -100,7 +103,7 @@ def _format(value: object) -> str:
     return "null" if value is None else str(value)
 
 
-def _explain(err: Exception) -> str:
+def explain(err: Exception) -> str:
     """One line for a composition error, listing valid keys when a key is misspelt."""
     text = " ".join(str(err).split())
     if err.__cause__ is not None:
@@ -141,7 +144,8 @@ def _schema_node(parent: str) -> list[str] | None:
     return sorted(node.keys()) if isinstance(node, DictConfig) else None
 
 
-def _finished_record(run_dir: Path) -> dict | None:
+def finished_record(run_dir: Path) -> dict | None:
+    """The run dir's record if it is complete: a relaunch (or a planned sweep) skips that run."""
     path = run_dir / "record.json"
     if not path.is_file():
         return None
@@ -153,8 +157,9 @@ def run_stage(cfg: DictConfig) -> None:
     """Run the configured stage in its run directory; user errors become one line."""
     from bert_repro.backend import configure_hub
 
+    distributed.world()  # under msrun: join the group first (its scheduler stops here)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    finished = _finished_record(run_dir)
+    finished = finished_record(run_dir)
     if finished and cfg.trainer.resume:
         # Same science config -> same run dir: a relaunched command or sweep skips done points.
         print(f"already finished ({run_dir}/record.json): {json.dumps(finished['metrics'])}")
@@ -168,8 +173,11 @@ def run_stage(cfg: DictConfig) -> None:
     try:
         if cfg.stage not in STAGES:
             raise UserError(f"unknown stage '{cfg.stage}': choose one of {', '.join(STAGES)}")
+        if cfg.stage not in DATA_PARALLEL_STAGES and distributed.launched():
+            raise UserError(f"stage '{cfg.stage}' runs in one process; launch it without msrun")
         module, _, function = STAGES[cfg.stage].partition(":")
         getattr(importlib.import_module(module), function)(cfg, run_dir)
+        distributed.barrier()  # data parallel: the others exit once rank 0 has written all
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         if HydraConfig.get().mode.name == "RUN":
