@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv demo test test-real test-slow lint format
+.PHONY: help venv demo test test-real test-slow lint format bench bench-venv
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed  ## create .venv from the pinned lock (no CUDA PyTorch, MindSpore CPU)
 
@@ -35,3 +35,22 @@ lint: venv  ## ruff lint + format check
 format: venv  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The benchmark's PyTorch + Hugging Face reference lives in its own venv: in .venv, mindnlp makes
+# `import torch` answer with mindtorch. torch is installed first, alone, from the CPU wheel index
+# (asking that index for every package would only slow the install where it is unreachable).
+BENCH_VENV  ?= .venv-bench
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+BENCH_ARGS  ?=
+
+bench-venv: $(BENCH_VENV)/.installed  ## create .venv-bench (CPU PyTorch + transformers, pinned)
+
+$(BENCH_VENV)/.installed: requirements/bench.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps --extra-index-url $(TORCH_INDEX) \
+		"$$(grep -E '^torch==' requirements/bench.txt)"
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -r requirements/bench.txt
+	@touch $@
+
+bench: venv bench-venv  ## benchmark vs PyTorch + HF -> results/bench/ (BENCH_ARGS=--quick: smoke)
+	$(PY) -m bert_repro.bench --ref-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numbers
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
@@ -88,6 +89,20 @@ class _DropoutStream:
 
     seed = 0
     calls = 0
+    rows: tuple[int, int, int] | None = None  # data parallel: (first, count, total) batch rows
+
+
+@contextmanager
+def dropout_rows(first: int, count: int, total: int) -> Iterator[None]:
+    """Inside, a forward pass over rows [first, first + count) of a `total`-row batch draws the
+    whole batch's dropout masks and keeps its rows: a data-parallel rank then drops exactly
+    what one process holding the whole batch would. Every dropout input leads with the batch
+    (or batch x choices) dimension."""
+    _DropoutStream.rows = (first, count, total)
+    try:
+        yield
+    finally:
+        _DropoutStream.rows = None
 
 
 def _seeded_cpu_dropout(input, p: float, seed, offset):
@@ -96,7 +111,13 @@ def _seeded_cpu_dropout(input, p: float, seed, offset):
     key = np.array([_DropoutStream.seed, _DropoutStream.calls], dtype=np.uint64)
     _DropoutStream.calls += 1
     rng = np.random.Generator(np.random.Philox(key=key))
-    keep = rng.random(tuple(input.shape), dtype=np.float32) >= p
+    shape, part = tuple(input.shape), slice(None)
+    if _DropoutStream.rows is not None:
+        first, count, total = _DropoutStream.rows
+        per_row = shape[0] // count
+        part = slice(first * per_row, (first + count) * per_row)
+        shape = (total * per_row, *shape[1:])
+    keep = rng.random(shape, dtype=np.float32)[part] >= p
     mask = mindtorch.tensor(keep.astype(np.float32) / (1.0 - p), dtype=input.dtype)
     return input * mask, mask
 

@@ -18,6 +18,7 @@ from bert_repro.models.factory import build_classifier, model_summary, save_fine
 from bert_repro.predict import predict_scores, to_predictions
 from bert_repro.results.record import run_record, store_record
 from bert_repro.tasks.glue import GlueTask, get_task
+from bert_repro.training import distributed
 from bert_repro.training.loop import fit
 from bert_repro.training.run_logger import RunLogger
 
@@ -72,6 +73,8 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     logger = RunLogger(cfg, run_dir)
     state = fit(model, batches_for, evaluate, cfg.optim, cfg.trainer, run_dir, logger.log)
+    if not distributed.is_main():  # data parallel: rank 0 evaluates, saves and records
+        return {}
     if not state.evals or state.evals[-1]["step"] != state.step:
         state.evals.append({"epoch": state.epoch, "step": state.step, **evaluate()})
     final_metrics = {k: v for k, v in state.evals[-1].items() if k not in ("epoch", "step")}

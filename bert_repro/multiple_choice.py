@@ -21,6 +21,7 @@ from bert_repro.metrics.glue import glue_metrics
 from bert_repro.models.factory import build_multiple_choice, model_summary, save_finetuned
 from bert_repro.results.record import run_record, store_record
 from bert_repro.tasks.swag import NUM_CHOICES, choice_pairs, load_swag
+from bert_repro.training import distributed
 from bert_repro.training.loop import fit
 from bert_repro.training.run_logger import RunLogger
 
@@ -68,6 +69,8 @@ def swag(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     logger = RunLogger(cfg, run_dir)
     state = fit(model, batches_for, evaluate, cfg.optim, cfg.trainer, run_dir, logger.log)
+    if not distributed.is_main():  # data parallel: rank 0 evaluates, saves and records
+        return {}
     if not state.evals or state.evals[-1]["step"] != state.step:
         state.evals.append({"epoch": state.epoch, "step": state.step, **evaluate()})
     final_metrics = {k: v for k, v in state.evals[-1].items() if k not in ("epoch", "step")}

@@ -24,6 +24,7 @@ from bert_repro.models.factory import build_question_answering, model_summary, s
 from bert_repro.results.record import run_record, store_record
 from bert_repro.tasks.squad import SquadExample, SquadFeatures, build_features, load_splits
 from bert_repro.tasks.squad_postprocess import SquadPredictions, postprocess, write_prediction_files
+from bert_repro.training import distributed
 from bert_repro.training.loop import fit
 from bert_repro.training.run_logger import RunLogger
 
@@ -80,6 +81,8 @@ def squad(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     written: list[Path] = [run_dir / "predictions.json"]  # the last evaluation's files
     logger = RunLogger(cfg, run_dir)
     state = fit(model, batches_for, evaluate, cfg.optim, cfg.trainer, run_dir, logger.log)
+    if not distributed.is_main():  # data parallel: rank 0 evaluates, saves and records
+        return {}
     if not state.evals or state.evals[-1]["step"] != state.step:
         state.evals.append({"epoch": state.epoch, "step": state.step, **evaluate()})
     final_metrics = {k: v for k, v in state.evals[-1].items() if k not in ("epoch", "step")}

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bert_repro import backend
+from bert_repro.training import distributed
 from bert_repro.training.checkpoint import (
     checkpoint_root,
     latest_checkpoint,
@@ -63,9 +64,11 @@ def _accumulated(
     """Loss and gradients of `batch`, computed `micro_batches` slices at a time to bound memory.
 
     Each slice's mean loss and gradients are weighted by its share of the rows and summed, so
-    one optimizer step still sees the whole batch (gradient accumulation).
+    one optimizer step still sees the whole batch (gradient accumulation). Under data parallel
+    each rank computes its share of every slice and the ranks' sums are added together.
     """
-    if micro_batches <= 1:
+    ranks = distributed.world().size
+    if micro_batches <= 1 and ranks == 1:
         return grad_fn(*[backend.to_tensor(batch[k]) for k in keys])
     import mindspore
 
@@ -73,13 +76,20 @@ def _accumulated(
     rows = len(batch[keys[0]])
     loss_sum, total = 0.0, None
     for index in np.array_split(np.arange(rows), min(micro_batches, rows)):
-        loss, grads = grad_fn(*[backend.to_tensor(batch[k][index]) for k in keys])
-        share = len(index) / rows
+        mine = distributed.shard(len(index))
+        held = mine.stop - mine.start
+        if not held:  # fewer rows than ranks: run the last row at weight 0 to keep dropout in step
+            mine = slice(len(index) - 1, len(index))
+        with backend.dropout_rows(mine.start, mine.stop - mine.start, len(index)):
+            loss, grads = grad_fn(*[backend.to_tensor(batch[k][index[mine]]) for k in keys])
+        share = held / rows
         grads = [ops.mul(g, share) for g in grads]
         if total is not None:
             grads = [ops.add(a, b) for a, b in zip(total, grads, strict=True)]
         total = grads
         loss_sum += float(loss) * share
+    if ranks > 1:
+        total, loss_sum = distributed.all_reduce_sum(total, loss_sum)
     return loss_sum, total
 
 
@@ -108,8 +118,10 @@ def fit(
     stop_at = min(total_steps, trainer_cfg.max_steps or total_steps)
 
     state = TrainState()
-    if not trainer_cfg.resume:  # a fresh start must never later resume into an older run's steps
+    main = distributed.is_main()  # data parallel: rank 0 writes, every rank reads
+    if not trainer_cfg.resume and main:  # a fresh start must never resume an older run's steps
         shutil.rmtree(checkpoint_root(run_dir), ignore_errors=True)
+    distributed.barrier()
     last = latest_checkpoint(run_dir) if trainer_cfg.resume else None
     if last is not None:
         weights, moments, saved = load_checkpoint(last)
@@ -119,6 +131,7 @@ def fit(
         state = TrainState(**saved)
         state.resumed_from = str(last)
         print(f"resuming from {last} (step {state.step}/{stop_at})")
+    distributed.check_same_weights(params)
 
     keys = sorted(epoch_batches(0)[0])  # every batch carries the same inputs
 
@@ -128,6 +141,8 @@ def fit(
     grad_fn = backend.value_and_grad(loss_of, params)
 
     def checkpoint() -> None:
+        if not main:
+            return
         snapshot = {**asdict(state), "rng": backend.rng_state().tolist()}
         save_checkpoint(
             run_dir,
@@ -174,7 +189,7 @@ def fit(
         if finished_epoch:
             state.epoch += 1
             state.batch_in_epoch = 0
-        if trainer_cfg.eval_every_epoch and (finished_epoch or state.step >= stop_at):
+        if main and trainer_cfg.eval_every_epoch and (finished_epoch or state.step >= stop_at):
             metrics = evaluate()
             model.train()
             entry = {"epoch": state.epoch, "step": state.step, **metrics}
@@ -183,4 +198,5 @@ def fit(
             bar.write(f"eval after step {state.step}: {json.dumps(metrics)}")
         checkpoint()
     bar.close()
+    distributed.check_same_weights(params)
     return state

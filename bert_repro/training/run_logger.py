@@ -9,15 +9,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bert_repro.config import run_id
+from bert_repro.training import distributed
 
 
 class RunLogger:
     """`log({"step": ..., ...})` for training rows, `log({"eval": {...}})` for evaluations."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        self._file = None
+        self._wandb = None
+        if not distributed.is_main():  # data parallel: rank 0 logs for every rank
+            return
         run_dir.mkdir(parents=True, exist_ok=True)
         self._file = (run_dir / "train_log.jsonl").open("a")
-        self._wandb = None
         if cfg.logger.wandb:
             import wandb
 
@@ -33,6 +37,8 @@ class RunLogger:
             )
 
     def log(self, entry: dict[str, Any]) -> None:
+        if self._file is None:
+            return
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
         if self._wandb is not None:
@@ -44,4 +50,5 @@ class RunLogger:
         if self._wandb is not None:
             self._wandb.summary.update({f"dev/{k}": v for k, v in final_metrics.items()})
             self._wandb.finish()
-        self._file.close()
+        if self._file is not None:
+            self._file.close()

@@ -1,0 +1,3 @@
+from bert_repro.bench.cli import main
+
+main()

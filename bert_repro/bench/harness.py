@@ -1,0 +1,56 @@
+"""What every benchmark part shares: its settings, scratch directory and the reference process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from bert_repro.bench.table import Row
+from bert_repro.config import CONF_DIR, ModelConfig
+from bert_repro.models.factory import ARCH_KEYS, DROPOUT_KEYS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Context:
+    """One benchmark run: its options, a scratch directory, and results parts share."""
+
+    args: argparse.Namespace
+    work: Path
+    load_at_start: tuple[float, ...] = ()  # other work on the CPU makes every number noisier
+    rows: list[Row] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    reference_versions: dict[str, str] = field(default_factory=dict)
+
+
+def model_config(name: str) -> DictConfig:
+    """A size preset from conf/model/, validated against the schema (as run.py composes it)."""
+    preset = OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml")
+    return OmegaConf.merge(OmegaConf.structured(ModelConfig), preset)
+
+
+def hf_arch(model_cfg: DictConfig) -> dict[str, Any]:
+    """The preset as Hugging Face BertConfig keyword arguments (the reference builds from these)."""
+    return {k: model_cfg[k] for k in (*ARCH_KEYS, *DROPOUT_KEYS)}
+
+
+def run_reference(ctx: Context, job: dict[str, Any], name: str) -> dict[str, Any]:
+    """Run `job` in the reference interpreter (real PyTorch) and return its result."""
+    job = {**job, "threads": ctx.args.threads, "seed": ctx.args.seed}
+    job_path, out_path = ctx.work / f"{name}-job.json", ctx.work / f"{name}-result.json"
+    job_path.write_text(json.dumps(job))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TRANSFORMERS_VERBOSITY": "error"}
+    command = [ctx.args.ref_python, "-m", "bert_repro.bench.reference", job_path, out_path]
+    print(f"  reference ({ctx.args.ref_python}): {name}", flush=True)
+    subprocess.run([str(c) for c in command], cwd=REPO, env=env, check=True)
+    result = json.loads(out_path.read_text())
+    ctx.reference_versions.update(result["versions"])
+    return result

@@ -1,0 +1,156 @@
+"""The benchmark's pure pieces: FLOP counting, statistics, the ratio table, options, inputs.
+
+The benchmark itself never runs here (it takes minutes even with --quick); the `slow` test at the
+end runs `python -m bert_repro.bench --quick` end to end.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bert_repro.bench.cli import PARTS, default_ref_python, parse_args
+from bert_repro.bench.finetuning import max_train_examples
+from bert_repro.bench.flops import Shape, matmul_flops, step_flops
+from bert_repro.bench.inputs import MASK, pack_encoded, pretraining_batch, unpack_encoded
+from bert_repro.bench.stats import invert, summarize, time_calls
+from bert_repro.bench.table import Row, better, fmt, markdown, single
+from bert_repro.data.batching import Encoded
+
+REPO = Path(__file__).resolve().parents[1]
+BERT_MINI = Shape(
+    layers=4, hidden=256, intermediate=1024, vocab=30522, batch=32, seq_len=128, predictions=20
+)
+
+
+def test_step_flops_match_a_hand_count_for_bert_mini():
+    tokens, masked = 32 * 128, 32 * 20
+    # per token and layer: Q, K, V, output (4 x 256x256) and the FFN (2 x 256x1024), 2 FLOPs/MAC
+    encoder = 4 * tokens * 2 * (4 * 256 * 256 + 2 * 256 * 1024)
+    attention = 4 * tokens * 2 * (128 * 256 + 128 * 256)  # QK^T and probs @ V
+    mlm = masked * 2 * (256 * 256 + 256 * 30522)  # transform + decoder, masked positions only
+    nsp = 32 * 2 * (256 * 256 + 256 * 2)
+    counts = step_flops(BERT_MINI)
+    assert counts["encoder_matmuls"] == 3 * encoder
+    assert counts["attention"] == 3 * attention
+    assert counts["mlm_head"] == 3 * mlm
+    assert counts["nsp_head"] == 3 * nsp
+    assert counts["total"] == 3 * (encoder + attention + mlm + nsp) == 114_020_548_608
+    # the stack findings' "~114 GFLOP with the masked-only head" for this shape
+    assert round(counts["total"] / 1e9) == 114
+
+
+def test_full_mlm_head_and_no_nsp_change_only_their_terms():
+    full = step_flops(Shape(**{**BERT_MINI.__dict__, "predictions": 128, "nsp": False}))
+    masked = step_flops(BERT_MINI)
+    assert full["mlm_head"] == masked["mlm_head"] * 128 // 20
+    assert full["nsp_head"] == 0
+    assert full["encoder_matmuls"] == masked["encoder_matmuls"]
+    assert matmul_flops(2048) == 2 * 2048**3
+
+
+def test_time_calls_warms_up_then_times_each_repetition():
+    calls = []
+    samples = time_calls(lambda: calls.append(1), warmup=2, reps=3)
+    assert len(calls) == 5 and len(samples) == 3 and all(s >= 0 for s in samples)
+
+
+def test_summary_and_its_rate():
+    summary = summarize([0.3, 0.1, 0.2], scale=1000)
+    assert summary["median"] == pytest.approx(200) and summary["n"] == 3
+    assert (summary["min"], summary["max"]) == pytest.approx((100, 300))
+    rate = invert(summarize([3.0, 1.0, 2.0]), 6.0)  # the fastest run is the highest rate
+    assert (rate["median"], rate["min"], rate["max"]) == pytest.approx((3.0, 2.0, 6.0))
+    assert summarize([2.0])["q1"] == summarize([2.0])["q3"] == 2.0
+
+
+def _row(ours: float, ref: float, higher: bool | None, n: int = 1) -> Row:
+    stat = (lambda v: {**single(v), "n": n, "min": v * 0.9, "max": v * 1.1}) if n > 1 else single
+    return Row("a", "bert_mini", "ms/step", stat(ours), "PyTorch", stat(ref), higher, "x")
+
+
+def test_ratio_and_which_side_is_better():
+    assert _row(50, 100, False).ratio == pytest.approx(0.5)
+    assert better(_row(50, 100, False)) == "ours"  # half the time
+    assert better(_row(50, 100, True)) == "ref"  # half the throughput
+    assert better(_row(101, 100, False)) == "tie"
+    assert better(_row(50, 100, None)) == ""
+    assert _row(50, 100, False).to_dict()["better"] == "ours"
+
+
+def test_markdown_table_formats_values_and_ratio():
+    text = markdown([_row(1257.3, 841.2, False, n=5), _row(88.07, 87.5, True)])
+    lines = text.splitlines()
+    assert lines[0].startswith("| part | case | metric | ours | reference | ref | ours/ref |")
+    assert len(lines) == 4
+    assert "| 1,257 [1,132–1,383] |" in lines[2] and "| 1.49 | ref | x |" in lines[2]
+    assert "| 88.1 |" in lines[3] and "| 1.01 | tie |" in lines[3]
+    assert (fmt(0.01234), fmt(12.345), fmt(123456.7)) == ("0.0123", "12.3", "123,457")
+
+
+def test_parse_args_quick_full_and_explicit_values():
+    full = parse_args(["--ref-python", "py"])
+    assert full.models == ["bert_mini", "bert_small"] and (full.batch, full.seq_len) == (32, 128)
+    assert (full.predictions, full.reps, full.matmul_size) == (20, 5, 2048)
+    assert full.only == list(PARTS) and full.max_train_examples is None
+    quick = parse_args(["--quick", "--ref-python", "py", "--reps", "3", "--only", "d,a"])
+    assert quick.models == ["bert_tiny"] and quick.max_train_examples == 64
+    assert quick.reps == 3  # an explicit value beats the quick default
+    assert quick.only == ["a", "d"]  # run in part order
+
+
+def test_parse_args_rejects_unknown_parts_and_a_missing_reference(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "a,z", "--ref-python", "py"])
+    assert "unknown part(s) z" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "b", "--ref-python", ""])
+    assert "make bench-venv" in capsys.readouterr().err
+    assert parse_args(["--only", "c,d", "--ref-python", ""]).only == ["c", "d"]
+
+
+def test_max_train_examples_per_task():
+    assert max_train_examples("sst2", None) == 2000
+    assert max_train_examples("mrpc", None) is None  # all of MRPC's 3,668
+    assert max_train_examples("mrpc", 0) is None
+    assert max_train_examples("sst2", 64) == 64
+
+
+def test_pretraining_batch_masks_distinct_inner_positions_deterministically():
+    batch = pretraining_batch(batch=4, seq_len=32, predictions=5, vocab=30522, seed=0)
+    positions = batch["masked_lm_positions"]
+    assert positions.shape == (4, 5) and batch["input_ids"].shape == (4, 32)
+    assert all(len(set(row)) == 5 and list(row) == sorted(row) for row in positions)
+    assert positions.min() >= 1 and positions.max() <= 30 and not (positions == 16).any()
+    assert (np.take_along_axis(batch["input_ids"], positions, 1) == MASK).all()
+    assert (batch["masked_lm_ids"] != MASK).all()
+    again = pretraining_batch(batch=4, seq_len=32, predictions=5, vocab=30522, seed=0)
+    assert all((again[k] == v).all() for k, v in batch.items())
+
+
+def test_encoded_examples_round_trip_through_flat_arrays():
+    data = Encoded(
+        [np.array([101, 7, 102]), np.array([101, 102])],
+        [np.array([0, 0, 0]), np.array([0, 1])],
+        np.array([1, 0]),
+    )
+    back = unpack_encoded(pack_encoded("train", data), "train")
+    assert [x.tolist() for x in back.input_ids] == [[101, 7, 102], [101, 102]]
+    assert [x.tolist() for x in back.token_type_ids] == [[0, 0, 0], [0, 1]]
+    assert back.labels.tolist() == [1, 0]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
+    if not default_ref_python():
+        pytest.skip("no PyTorch reference venv (make bench-venv)")
+    command = [sys.executable, "-m", "bert_repro.bench", "--quick", f"--out-dir={tmp_path}"]
+    subprocess.run(command, cwd=REPO, check=True, timeout=1800)
+    (report,) = tmp_path.glob("*-quick.md")
+    table = report.read_text()
+    for part in PARTS:
+        assert f"| {part} |" in table
