@@ -7,7 +7,6 @@ Ours is the project's own step: `build_pretraining_model` (masked-only MLM head 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -32,26 +31,16 @@ def _our_step_seconds(
 ) -> list[float]:
     from bert_repro.pretrain import build_pretraining_model
     from bert_repro.pretraining.objectives import get_objective
-    from bert_repro.training.optim import AdamWeightDecay, clip_by_global_norm
+    from bert_repro.training.loop import make_train_step
 
     optim = OmegaConf.structured(OptimConfig)
     backend.seed_everything(ctx.args.seed)
     model, _, _ = build_pretraining_model(model_cfg, get_objective("mlm_nsp"))
     model.train()
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    optimizer = AdamWeightDecay(named, optim.betas, optim.eps, optim.weight_decay, optim.no_decay)
-    keys = sorted(batch)
-
-    def loss_of(*tensors: Any) -> Any:
-        return model(**dict(zip(keys, tensors, strict=True))).loss
-
-    grad_fn = backend.value_and_grad(loss_of, [p for _, p in named])
+    _, train_step = make_train_step(model, optim, sorted(batch))
 
     def step() -> float:
-        loss, grads = grad_fn(*[backend.to_tensor(batch[k]) for k in keys])
-        grads, _ = clip_by_global_norm(grads, optim.max_grad_norm)
-        optimizer.step(grads, LR)
-        return float(loss)
+        return train_step(batch, LR)[0]
 
     return time_calls(step, ctx.args.warmup, ctx.args.reps)
 

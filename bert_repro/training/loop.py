@@ -93,6 +93,31 @@ def _accumulated(
     return loss_sum, total
 
 
+def make_train_step(
+    model: Any, optim_cfg: Any, keys: list[str], micro_batches: int = 1
+) -> tuple[AdamWeightDecay, Callable[[Batch, float], tuple[float, float]]]:
+    """The optimizer and one training step `(batch, lr) -> (loss, grad norm)`: gradients (in
+    `micro_batches` slices), global-norm clipping, the AdamW update. Shared with the benchmark,
+    so what it times is what `fit` runs."""
+    names_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = AdamWeightDecay(
+        names_params, optim_cfg.betas, optim_cfg.eps, optim_cfg.weight_decay, optim_cfg.no_decay
+    )
+
+    def loss_of(*tensors: Any) -> Any:
+        return model(**dict(zip(keys, tensors, strict=True))).loss
+
+    grad_fn = backend.value_and_grad(loss_of, optimizer.params)
+
+    def step(batch: Batch, lr: float) -> tuple[float, float]:
+        loss, grads = _accumulated(grad_fn, batch, keys, micro_batches)
+        grads, grad_norm = clip_by_global_norm(grads, optim_cfg.max_grad_norm)
+        optimizer.step(grads, lr)
+        return float(loss), grad_norm
+
+    return optimizer, step
+
+
 def fit(
     model: Any,
     epoch_batches: Callable[[int], list[Batch]],
@@ -107,11 +132,9 @@ def fit(
     Task-agnostic: a batch is a dict of arrays (classification labels, SQuAD start/end positions,
     pre-training masks...) that the model's forward takes as keyword arguments.
     """
-    names_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    params = [p for _, p in names_params]
-    optimizer = AdamWeightDecay(
-        names_params, optim_cfg.betas, optim_cfg.eps, optim_cfg.weight_decay, optim_cfg.no_decay
-    )
+    keys = sorted(epoch_batches(0)[0])  # every batch carries the same inputs
+    optimizer, train_step = make_train_step(model, optim_cfg, keys, trainer_cfg.grad_accum_steps)
+    params = optimizer.params
     steps_per_epoch = len(epoch_batches(0))
     total_steps = steps_per_epoch * trainer_cfg.epochs
     warmup = warmup_steps_for(total_steps, optim_cfg.warmup_ratio)
@@ -133,13 +156,6 @@ def fit(
         print(f"resuming from {last} (step {state.step}/{stop_at})")
     distributed.check_same_weights(params)
 
-    keys = sorted(epoch_batches(0)[0])  # every batch carries the same inputs
-
-    def loss_of(*tensors):
-        return model(**dict(zip(keys, tensors, strict=True))).loss
-
-    grad_fn = backend.value_and_grad(loss_of, params)
-
     def checkpoint() -> None:
         if not main:
             return
@@ -160,10 +176,7 @@ def fit(
         for batch in batches[state.batch_in_epoch :]:
             started = time.perf_counter()
             lr = optim_cfg.lr * linear_warmup_decay(state.step, total_steps, warmup)
-            loss, grads = _accumulated(grad_fn, batch, keys, trainer_cfg.grad_accum_steps)
-            grads, grad_norm = clip_by_global_norm(grads, optim_cfg.max_grad_norm)
-            optimizer.step(grads, lr)
-            loss = float(loss)
+            loss, grad_norm = train_step(batch, lr)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at step {state.step}; lower optim.lr")
             state.step += 1
