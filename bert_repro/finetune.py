@@ -19,7 +19,7 @@ from bert_repro.predict import predict_scores, to_predictions
 from bert_repro.results.record import run_record, store_record
 from bert_repro.tasks.glue import GlueTask, get_task
 from bert_repro.training import distributed
-from bert_repro.training.loop import fit
+from bert_repro.training.loop import final_metrics, fit
 from bert_repro.training.run_logger import RunLogger
 
 
@@ -75,9 +75,7 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     state = fit(model, batches_for, evaluate, cfg.optim, cfg.trainer, run_dir, logger.log)
     if not distributed.is_main():  # data parallel: rank 0 evaluates, saves and records
         return {}
-    if not state.evals or state.evals[-1]["step"] != state.step:
-        state.evals.append({"epoch": state.epoch, "step": state.step, **evaluate()})
-    final_metrics = {k: v for k, v in state.evals[-1].items() if k not in ("epoch", "step")}
+    final = final_metrics(state, evaluate)
 
     final_dir = save_finetuned(model, tokenizer, run_dir, task.name)
     record = run_record(
@@ -85,7 +83,7 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         run_dir,
         stage="finetune",
         task=task.name,
-        metrics=final_metrics,
+        metrics=final,
         headline=_headline_key(task, len(devs)),
         state=state,
         planned_steps=_planned_steps(cfg, steps_per_epoch),
@@ -101,9 +99,9 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         model=model_summary(model, cfg.model, source, final_dir),
     )
     target = store_record(record, run_dir, Path(cfg.paths.results))
-    logger.finish(final_metrics)
+    logger.finish(final)
     headline = record["headline_metric"]
-    print(f"dev {headline} = {final_metrics[headline]:.2f}   all: {json.dumps(final_metrics)}")
+    print(f"dev {headline} = {final[headline]:.2f}   all: {json.dumps(final)}")
     print(f"record: {target}   model: {final_dir}")
     return record
 

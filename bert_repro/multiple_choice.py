@@ -22,7 +22,7 @@ from bert_repro.models.factory import build_multiple_choice, model_summary, save
 from bert_repro.results.record import run_record, store_record
 from bert_repro.tasks.swag import NUM_CHOICES, choice_pairs, load_swag
 from bert_repro.training import distributed
-from bert_repro.training.loop import fit
+from bert_repro.training.loop import final_metrics, fit
 from bert_repro.training.run_logger import RunLogger
 
 
@@ -71,9 +71,7 @@ def swag(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     state = fit(model, batches_for, evaluate, cfg.optim, cfg.trainer, run_dir, logger.log)
     if not distributed.is_main():  # data parallel: rank 0 evaluates, saves and records
         return {}
-    if not state.evals or state.evals[-1]["step"] != state.step:
-        state.evals.append({"epoch": state.epoch, "step": state.step, **evaluate()})
-    final_metrics = {k: v for k, v in state.evals[-1].items() if k not in ("epoch", "step")}
+    final = final_metrics(state, evaluate)
 
     final_dir = save_finetuned(model, tokenizer, run_dir, "swag")
     total_steps = steps_per_epoch * cfg.trainer.epochs
@@ -83,7 +81,7 @@ def swag(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         run_dir,
         stage="swag",
         task="swag",
-        metrics=final_metrics,
+        metrics=final,
         headline="accuracy",
         state=state,
         planned_steps=min(total_steps, cfg.trainer.max_steps or total_steps),
@@ -100,8 +98,8 @@ def swag(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         model=model_summary(model, cfg.model, source, final_dir),
     )
     target = store_record(record, run_dir, Path(cfg.paths.results))
-    logger.finish(final_metrics)
-    print(f"dev accuracy = {final_metrics['accuracy']:.2f}   all: {json.dumps(final_metrics)}")
+    logger.finish(final)
+    print(f"dev accuracy = {final['accuracy']:.2f}   all: {json.dumps(final)}")
     print(f"record: {target}   model: {final_dir}")
     return record
 

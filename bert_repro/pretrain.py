@@ -34,7 +34,7 @@ from bert_repro.models.factory import (
     resolve_pretrained,
 )
 from bert_repro.results.record import run_record, store_record, write_json_atomic
-from bert_repro.training.loop import TrainState, fit
+from bert_repro.training.loop import TrainState, final_metrics, fit
 from bert_repro.training.run_logger import RunLogger
 
 # The data builder imports transformers, which must come after mindnlp (mindnlp installs
@@ -235,9 +235,7 @@ def _run_phase(
         phase.run_dir,
         log,
     )
-    if not state.evals or state.evals[-1]["step"] != state.step:
-        metrics = evaluate(model, heldout, objective)
-        state.evals.append({"epoch": state.epoch, "step": state.step, **metrics})
+    final_metrics(state, lambda: evaluate(model, heldout, objective))
     summary = {
         "max_seq_length": phase.max_seq_length,
         "steps": phase.steps,

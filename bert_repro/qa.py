@@ -25,7 +25,7 @@ from bert_repro.results.record import run_record, store_record
 from bert_repro.tasks.squad import SquadExample, SquadFeatures, build_features, load_splits
 from bert_repro.tasks.squad_postprocess import SquadPredictions, postprocess, write_prediction_files
 from bert_repro.training import distributed
-from bert_repro.training.loop import fit
+from bert_repro.training.loop import final_metrics, fit
 from bert_repro.training.run_logger import RunLogger
 
 DEV_TUNED_NOTE = (
@@ -83,9 +83,7 @@ def squad(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     state = fit(model, batches_for, evaluate, cfg.optim, cfg.trainer, run_dir, logger.log)
     if not distributed.is_main():  # data parallel: rank 0 evaluates, saves and records
         return {}
-    if not state.evals or state.evals[-1]["step"] != state.step:
-        state.evals.append({"epoch": state.epoch, "step": state.step, **evaluate()})
-    final_metrics = {k: v for k, v in state.evals[-1].items() if k not in ("epoch", "step")}
+    final = final_metrics(state, evaluate)
 
     final_dir = save_finetuned(model, tokenizer, run_dir, task_cfg.name)
     total_steps = steps_per_epoch * cfg.trainer.epochs
@@ -94,7 +92,7 @@ def squad(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         run_dir,
         stage="squad",
         task=task_cfg.name,
-        metrics=final_metrics,
+        metrics=final,
         headline="best_f1" if version_2 else "f1",
         state=state,
         planned_steps=min(total_steps, cfg.trainer.max_steps or total_steps),
@@ -114,8 +112,8 @@ def squad(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         model=model_summary(model, cfg.model, source, final_dir),
     )
     target = store_record(record, run_dir, Path(cfg.paths.results))
-    logger.finish(final_metrics)
-    print(f"dev {json.dumps({k: round(v, 2) for k, v in final_metrics.items()})}")
+    logger.finish(final)
+    print(f"dev {json.dumps({k: round(v, 2) for k, v in final.items()})}")
     print(f"record: {target}   predictions: {run_dir / 'predictions.json'}   model: {final_dir}")
     return record
 

@@ -213,3 +213,11 @@ def fit(
     bar.close()
     distributed.check_same_weights(params)
     return state
+
+
+def final_metrics(state: TrainState, evaluate: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """The metrics at the last step: the last evaluation if it ran there, else a fresh one
+    (appended to the history, so the record's history always ends at the final step)."""
+    if not state.evals or state.evals[-1]["step"] != state.step:
+        state.evals.append({"epoch": state.epoch, "step": state.step, **evaluate()})
+    return {k: v for k, v in state.evals[-1].items() if k not in ("epoch", "step")}
