@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements/lock.txt
 	@touch $@
 
 # One epoch keeps it to minutes: 63 steps, 3 min 36 s wall on 2 idle cores, dev accuracy 79.0
-# (measured 2026-11-25). `python run.py` alone runs the paper's 3 epochs: 82.2, ~3x the time.
+# (measured 2026-11-25). `python run.py` alone runs the paper's 3 epochs: 82.2 (22.5 min, loaded machine).
 demo: venv  ## the embedded default: MiniLM fine-tuned on the shipped SST-2 sample, offline
 	$(PY) run.py trainer.epochs=1
 
