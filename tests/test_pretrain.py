@@ -43,6 +43,18 @@ def test_cpu_presets_share_everything_but_the_objective(objective, tmp_path):
     assert cfg.data.corpus == reference.data.corpus
 
 
+def test_tiny_nsp_check_changes_only_size_budget_and_lr(tmp_path):
+    """pretrain_tiny_mlm_nsp is the mlm_nsp preset on BERT-tiny with more steps, nothing else."""
+    cfg = compose(["+experiment=pretrain_tiny_mlm_nsp"], tmp_path)
+    reference = compose(["+experiment=pretrain_mini_mlm_nsp"], tmp_path)
+    assert cfg.model.name == "bert_tiny" and cfg.objective == reference.objective
+    assert cfg.pretrain.steps == 1500 and cfg.optim.lr == 1e-3 and cfg.data.dupe_factor == 3
+    assert cfg.pretrain.steps % cfg.pretrain.eval_every == 0
+    assert cfg.trainer.batch_size == reference.trainer.batch_size
+    assert cfg.optim.warmup_ratio == reference.optim.warmup_ratio
+    assert cfg.task == reference.task and cfg.data.corpus == reference.data.corpus
+
+
 def test_bert_base_preset_follows_the_paper(tmp_path):
     cfg = compose(["+experiment=pretrain_bert_base"], tmp_path)
     assert (cfg.model.num_hidden_layers, cfg.model.hidden_size) == (12, 768)

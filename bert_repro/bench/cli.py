@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from bert_repro.bench.data_builder import builder_part
 from bert_repro.bench.finetuning import finetune_part
 from bert_repro.bench.harness import REPO, Context
+from bert_repro.bench.op_profile import op_part
 from bert_repro.bench.pretraining_step import flops_part, step_part
 from bert_repro.bench.table import markdown
 from bert_repro.config import CONF_DIR
@@ -30,6 +31,7 @@ PARTS: dict[str, tuple[str, Callable[[Context], None]]] = {
     "b": ("fine-tuning epoch on SST-2 / MRPC (MiniLM)", finetune_part),
     "c": ("pre-training data builder: throughput and memory", builder_part),
     "d": ("achieved FLOP/s vs the dense matmul peak", flops_part),
+    "e": ("the step's building blocks, forward + backward: where the time goes", op_part),
 }
 REF_PYTHONS = (".venv-bench/bin/python", ".venv-ref/bin/python")  # first found is the default
 _CORPUS = OmegaConf.load(CONF_DIR / "data" / "corpus.yaml")
@@ -106,8 +108,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown part(s) {','.join(unknown)}; choose from {','.join(PARTS)}")
     args.only = [p for p in PARTS if p in args.only]
-    if {"a", "b"} & set(args.only) and not args.ref_python:
-        parser.error("parts a and b need a PyTorch interpreter: `make bench-venv` or --ref-python")
+    if {"a", "b", "e"} & set(args.only) and not args.ref_python:
+        parser.error(
+            "parts a, b and e need a PyTorch interpreter: `make bench-venv` or --ref-python"
+        )
     return args
 
 

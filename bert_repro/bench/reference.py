@@ -24,6 +24,7 @@ from transformers import BertConfig, BertForPreTraining, BertForSequenceClassifi
 from transformers.models.bert.modeling_bert import BertPreTrainedModel, BertPreTrainingHeads
 
 from bert_repro.bench.inputs import unpack_encoded
+from bert_repro.bench.ops import OpShape, op_cases
 from bert_repro.bench.stats import time_calls
 from bert_repro.data.batching import Encoded, collate, epoch_batches, eval_batches
 
@@ -179,6 +180,29 @@ def finetune_epoch(job: dict[str, Any], variant: str) -> dict[str, Any]:
     }
 
 
+def op_times(job: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Seconds of each building block, forward + backward and forward alone (part e)."""
+    times = {}
+    for name, (params, loss) in op_cases(torch, OpShape(**job["shape"])).items():
+
+        def train(params: list[Any] = params, loss: Any = loss) -> float:
+            loss().backward()
+            value = params[0].grad.sum().item()
+            for param in params:
+                param.grad = None
+            return value
+
+        def forward(loss: Any = loss) -> float:
+            with torch.no_grad():
+                return loss().item()
+
+        times[name] = {
+            "train": time_calls(train, job["warmup"], job["reps"]),
+            "forward": time_calls(forward, job["warmup"], job["reps"]),
+        }
+    return times
+
+
 def versions() -> dict[str, str]:
     return {
         "torch": torch.__version__,
@@ -197,6 +221,8 @@ def main(job_path: str, out_path: str) -> None:
             case["name"]: {v: pretrain_steps(job, case, v) for v in job["variants"]}
             for case in job["cases"]
         }
+    elif job["kind"] == "ops":
+        result["runs"] = op_times(job)
     else:
         result["runs"] = {v: finetune_epoch(job, v) for v in job["variants"]}
     Path(out_path).write_text(json.dumps(result))

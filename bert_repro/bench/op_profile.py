@@ -1,0 +1,83 @@
+"""Part (e): the step's building blocks, forward + backward, ours against PyTorch.
+
+Part (a) says how much slower our step is; this part says where. Each block of `ops.py` runs
+at the shapes of the first model of part (a) on both sides. The project side runs what
+mindnlp's BERT runs: mindtorch's kernels, with the patches of `bert_repro.backend` applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from bert_repro import backend
+from bert_repro.bench.harness import Context, model_config, run_reference
+from bert_repro.bench.ops import OpShape, op_cases
+from bert_repro.bench.stats import summarize, time_calls
+from bert_repro.bench.table import Row, fmt
+
+
+def op_shape(ctx: Context) -> OpShape:
+    args = ctx.args
+    model_cfg = model_config(args.models[0])
+    return OpShape(
+        batch=args.batch,
+        seq_len=args.seq_len,
+        hidden=model_cfg.hidden_size,
+        intermediate=model_cfg.intermediate_size,
+        heads=model_cfg.num_attention_heads,
+        vocab=model_cfg.vocab_size,
+        predictions=args.predictions,
+        dropout=model_cfg.attention_probs_dropout_prob,
+    )
+
+
+def _ours(shape: OpShape, warmup: int, reps: int) -> dict[str, dict[str, list[float]]]:
+    import mindspore
+
+    torch = backend.load_framework()
+    times = {}
+    for name, (params, loss) in op_cases(torch, shape).items():
+        grad_fn = backend.value_and_grad(loss, params)
+
+        def train(grad_fn: Any = grad_fn) -> float:
+            # read a reduction of the first gradient back, as the reference does: a finished step
+            _, grads = grad_fn()
+            return float(mindspore.ops.reduce_sum(grads[0]))
+
+        def forward(loss: Any = loss) -> float:
+            with backend.no_grad():
+                return float(loss())
+
+        times[name] = {
+            "train": time_calls(train, warmup, reps),
+            "forward": time_calls(forward, warmup, reps),
+        }
+    return times
+
+
+def op_part(ctx: Context) -> None:
+    """(e) ms per block, forward + backward (forward alone in the note)."""
+    args = ctx.args
+    shape = op_shape(ctx)
+    print(f"  ours: blocks at {args.models[0]} shapes", flush=True)
+    ours = _ours(shape, args.warmup, args.reps)
+    job = {"kind": "ops", "shape": asdict(shape), "warmup": args.warmup, "reps": args.reps}
+    reference = run_reference(ctx, job, "ops")["runs"]
+    ctx.raw["ops"] = {"shape": asdict(shape), "ours": ours, "reference": reference}
+    for name, mine in ours.items():
+        ref = reference[name]
+        forward = (summarize(mine["forward"], 1000), summarize(ref["forward"], 1000))
+        note = f"forward alone {fmt(forward[0]['median'])} vs {fmt(forward[1]['median'])} ms"
+        ctx.rows.append(
+            Row(
+                "e",
+                f"{name}, {args.models[0]} shapes",
+                "ms fwd+bwd",
+                summarize(mine["train"], 1000),
+                "PyTorch, same op",
+                summarize(ref["train"], 1000),
+                False,
+                note,
+            )
+        )
