@@ -100,7 +100,11 @@ def build_pretraining_model(model_cfg: Any, objective: Objective) -> tuple[Any, 
     }
     if model_cfg.pretrained:
         kind, location = resolve_pretrained(model_cfg.pretrained)
-        model = BertPretrainingModel.from_pretrained(location, **settings)
+        # settings go on the config: passed to from_pretrained, a key the checkpoint's config
+        # lacks (weights that were never pre-trained here) would reach the model's __init__
+        config = BertConfig.from_pretrained(location)
+        config.update(settings)
+        model = BertPretrainingModel.from_pretrained(location, config=config)
         source = ModelSource(
             kind, model_cfg.pretrained, location if kind == "local" else None, None
         )

