@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from bert_repro.config import CONF_DIR, group_options, register
 from bert_repro.errors import UserError
+from bert_repro.results.record import git_state
 from bert_repro.training import distributed
 
 # Each stage is one function (cfg, run_dir) -> result record; imported only when it runs.
@@ -158,6 +159,7 @@ def run_stage(cfg: DictConfig) -> None:
     from bert_repro.backend import configure_hub
 
     distributed.world()  # under msrun: join the group first (its scheduler stops here)
+    git_state()  # the commit at launch is the code this run executes
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     finished = finished_record(run_dir)
     if finished and cfg.trainer.resume:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import os
@@ -47,8 +48,13 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+@functools.cache
 def git_state() -> dict[str, Any]:
-    """The commit the code came from, and whether the tree had uncommitted changes."""
+    """The commit the code came from, and whether the tree had uncommitted changes.
+
+    Cached: the first call (at launch) holds, so a run that outlives a commit records the code
+    it ran, not the commit made while it trained.
+    """
 
     def git(*args: str) -> str | None:
         try:
