@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from transformers import BertForPreTraining
 
+from bert_repro.bench.reference import bert_adamw
 from bert_repro.pretraining.objectives import OBJECTIVES, ShardStream, heldout_batches, model_batch
-
-NO_DECAY = ("bias", "LayerNorm.weight")
 
 
 def labels(batch: dict[str, np.ndarray]) -> torch.Tensor:
@@ -80,12 +79,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     objective = OBJECTIVES["mlm_nsp"]
     model = BertForPreTraining.from_pretrained(args.weights)
-    named = list(model.named_parameters())
-    groups = [
-        {"params": [p for n, p in named if not any(k in n for k in NO_DECAY)]},
-        {"params": [p for n, p in named if any(k in n for k in NO_DECAY)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.01, eps=1e-6)
+    optimizer = bert_adamw(model, args.lr, weight_decay=0.01, eps=1e-6)
     warmup = max(1, int(args.steps * args.warmup_ratio))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,

@@ -159,13 +159,13 @@ def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
 def test_every_profiled_block_runs_forward_and_backward_on_our_side(framework):
     """Part (e)'s blocks at tiny shapes: a finite loss and a gradient for every input."""
     from bert_repro import backend
-    from bert_repro.bench.ops import OpShape, op_cases
+    from bert_repro.bench.ops import PER_LAYER, op_cases
 
-    shape = OpShape(
-        batch=2, seq_len=8, hidden=16, intermediate=64, heads=2, vocab=50, predictions=3
+    shape = Shape(
+        layers=1, hidden=16, intermediate=64, vocab=50, batch=2, seq_len=8, predictions=3, heads=2
     )
     cases = op_cases(framework, shape)
-    assert set(shape.per_layer) <= set(cases)
+    assert set(PER_LAYER) <= set(cases)
     for name, (params, loss) in cases.items():
         value, grads = backend.value_and_grad(loss, params)()
         assert np.isfinite(float(value)), name

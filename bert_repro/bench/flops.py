@@ -24,6 +24,8 @@ class Shape:
     seq_len: int
     predictions: int  # MLM-scored positions per sequence: masked ones, or seq_len for a full head
     nsp: bool = True
+    heads: int = 1  # FLOPs do not depend on these two; part (e)'s blocks do
+    dropout: float = 0.1
 
 
 def step_flops(shape: Shape) -> dict[str, int]:

@@ -11,28 +11,15 @@ from dataclasses import asdict
 from typing import Any
 
 from bert_repro import backend
+from bert_repro.bench.flops import Shape
 from bert_repro.bench.harness import Context, model_config, run_reference
-from bert_repro.bench.ops import OpShape, op_cases
+from bert_repro.bench.ops import PER_LAYER, op_cases
+from bert_repro.bench.pretraining_step import step_shape
 from bert_repro.bench.stats import summarize, time_calls
 from bert_repro.bench.table import Row, fmt
 
 
-def op_shape(ctx: Context) -> OpShape:
-    args = ctx.args
-    model_cfg = model_config(args.models[0])
-    return OpShape(
-        batch=args.batch,
-        seq_len=args.seq_len,
-        hidden=model_cfg.hidden_size,
-        intermediate=model_cfg.intermediate_size,
-        heads=model_cfg.num_attention_heads,
-        vocab=model_cfg.vocab_size,
-        predictions=args.predictions,
-        dropout=model_cfg.attention_probs_dropout_prob,
-    )
-
-
-def _ours(shape: OpShape, warmup: int, reps: int) -> dict[str, dict[str, list[float]]]:
+def _ours(shape: Shape, warmup: int, reps: int) -> dict[str, dict[str, list[float]]]:
     import mindspore
 
     torch = backend.load_framework()
@@ -59,7 +46,7 @@ def _ours(shape: OpShape, warmup: int, reps: int) -> dict[str, dict[str, list[fl
 def op_part(ctx: Context) -> None:
     """(e) ms per block, forward + backward (forward alone in the note)."""
     args = ctx.args
-    shape = op_shape(ctx)
+    shape = step_shape(ctx, model_config(args.models[0]))
     print(f"  ours: blocks at {args.models[0]} shapes", flush=True)
     ours = _ours(shape, args.warmup, args.reps)
     job = {"kind": "ops", "shape": asdict(shape), "warmup": args.warmup, "reps": args.reps}
@@ -69,8 +56,8 @@ def op_part(ctx: Context) -> None:
         ref = reference[name]
         forward = (summarize(mine["forward"], 1000), summarize(ref["forward"], 1000))
         note = f"forward alone {fmt(forward[0]['median'])} vs {fmt(forward[1]['median'])} ms"
-        if name in shape.per_layer:
-            note = f"{shape.per_layer[name]}x per layer; {note}"
+        if name in PER_LAYER:
+            note = f"{PER_LAYER[name]}x per layer; {note}"
         ctx.rows.append(
             Row(
                 "e",

@@ -8,42 +8,26 @@ shapes is the profile behind part (a)'s ratio: it shows which kernels make the d
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from bert_repro.bench.flops import Shape
+
 OpCase = tuple[list[Any], Callable[[], Any]]  # (tensors to differentiate, () -> scalar loss)
+# How often each encoder layer calls a block; the others run once per step.
+PER_LAYER = {
+    "linear H->4H": 1,
+    "linear 4H->H": 1,
+    "linear H->H (q, k, v, out)": 4,
+    "gelu (erf)": 1,
+    "attention (sdpa)": 1,
+    "dropout (attention probs)": 1,
+    "layer_norm": 2,
+}
 
 
-@dataclass(frozen=True)
-class OpShape:
-    """One step's dimensions: batch, length, hidden, intermediate, heads, vocab, predictions."""
-
-    batch: int
-    seq_len: int
-    hidden: int
-    intermediate: int
-    heads: int
-    vocab: int
-    predictions: int
-    dropout: float = 0.1
-
-    @property
-    def per_layer(self) -> dict[str, int]:
-        """How often each encoder layer calls a block (the rest run once per step)."""
-        return {
-            "linear H->4H": 1,
-            "linear 4H->H": 1,
-            "linear H->H (q, k, v, out)": 4,
-            "gelu (erf)": 1,
-            "attention (sdpa)": 1,
-            "dropout (attention probs)": 1,
-            "layer_norm": 2,
-        }
-
-
-def op_cases(torch: Any, shape: OpShape, seed: int = 0) -> dict[str, OpCase]:
+def op_cases(torch: Any, shape: Shape, seed: int = 0) -> dict[str, OpCase]:
     """Each block as (parameters, loss function) on fixed random inputs of the step's shapes."""
     functional = torch.nn.functional
     rng = np.random.default_rng(seed)

@@ -45,7 +45,8 @@ def _our_step_seconds(
     return time_calls(step, ctx.args.warmup, ctx.args.reps)
 
 
-def _shape(ctx: Context, model_cfg: DictConfig) -> Shape:
+def step_shape(ctx: Context, model_cfg: DictConfig) -> Shape:
+    """The benchmark's step shape for one size preset (parts a, d and e)."""
     args = ctx.args
     return Shape(
         layers=model_cfg.num_hidden_layers,
@@ -55,6 +56,8 @@ def _shape(ctx: Context, model_cfg: DictConfig) -> Shape:
         batch=args.batch,
         seq_len=args.seq_len,
         predictions=args.predictions,
+        heads=model_cfg.num_attention_heads,
+        dropout=model_cfg.attention_probs_dropout_prob,
     )
 
 
@@ -142,7 +145,7 @@ def flops_part(ctx: Context) -> None:
     reference = ctx.raw["pretrain_step"].get("reference", {})
     counts = {}
     for name in args.models:
-        shape = _shape(ctx, model_config(name))
+        shape = step_shape(ctx, model_config(name))
         flops = step_flops(shape)
         counts[name] = {
             "masked_only": flops,

@@ -23,8 +23,9 @@ from torch.nn import functional as F
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 from transformers.models.bert.modeling_bert import BertPreTrainedModel, BertPreTrainingHeads
 
+from bert_repro.bench.flops import Shape
 from bert_repro.bench.inputs import unpack_encoded
-from bert_repro.bench.ops import OpShape, op_cases
+from bert_repro.bench.ops import op_cases
 from bert_repro.bench.stats import time_calls
 from bert_repro.data.batching import Encoded, collate, epoch_batches, eval_batches
 
@@ -77,7 +78,7 @@ def _full_head_inputs(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {**{k: batch[k] for k in keys}, "labels": labels}
 
 
-def _adamw(model: Any, lr: float, weight_decay: float, eps: float) -> torch.optim.AdamW:
+def bert_adamw(model: Any, lr: float, weight_decay: float, eps: float) -> torch.optim.AdamW:
     """torch's AdamW with BERT's grouping: no decay on biases and LayerNorm weights."""
     named = list(model.named_parameters())
     groups = [
@@ -98,7 +99,7 @@ def pretrain_steps(job: dict[str, Any], case: dict[str, Any], variant: str) -> l
     else:
         model = MaskedOnlyPretraining(config)
     model.train()
-    optimizer = _adamw(model, job["lr"], weight_decay=0.01, eps=1e-6)
+    optimizer = bert_adamw(model, job["lr"], weight_decay=0.01, eps=1e-6)
 
     def step() -> float:
         out = model(**{k: torch.from_numpy(v) for k, v in batch.items()})
@@ -183,7 +184,7 @@ def finetune_epoch(job: dict[str, Any], variant: str) -> dict[str, Any]:
 def op_times(job: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
     """Seconds of each building block, forward + backward and forward alone (part e)."""
     times = {}
-    for name, (params, loss) in op_cases(torch, OpShape(**job["shape"])).items():
+    for name, (params, loss) in op_cases(torch, Shape(**job["shape"])).items():
 
         def train(params: list[Any] = params, loss: Any = loss) -> float:
             loss().backward()
