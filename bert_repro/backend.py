@@ -18,10 +18,12 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import numpy as np
+
+from bert_repro import cpu_kernels
 
 _FRAMEWORK: ModuleType | None = None
 
@@ -202,6 +204,62 @@ def set_cpu_threads(count: int) -> None:
     import mindspore
 
     mindspore.device_context.cpu.op_tuning.threads_num(count)
+
+
+class _Fused:
+    """The fused CPU ops in use (None: mindtorch's stock ops) and the stock ops they replace."""
+
+    ops: cpu_kernels.FusedOps | None = None
+    stock: ClassVar[dict[str, Callable[..., Any]]] = {}
+
+
+def use_fused_cpu_kernels(enabled: bool) -> bool:
+    """Run exact GELU, LayerNorm and the pre-training token loss on CPU through the fused kernels
+    of `cpu_kernels` (same math, fewer passes over memory); returns whether they are on. Off, or
+    when the kernels cannot be built here, mindtorch's stock ops run."""
+    load_framework()
+    from mindtorch._apis import cpu
+
+    if not _Fused.stock:
+        _Fused.stock.update(gelu=cpu.gelu, layer_norm=cpu.layer_norm)
+    cpu.gelu, cpu.layer_norm = _Fused.stock["gelu"], _Fused.stock["layer_norm"]
+    _Fused.ops = None
+    library = cpu_kernels.build() if enabled else None
+    if library is None:
+        return False
+    _Fused.ops = cpu_kernels.fused_ops(library)
+    cpu.gelu, cpu.layer_norm = _fused_gelu, _fused_layer_norm
+    cpu.fused_cross_entropy = _Fused.ops.cross_entropy
+    return True
+
+
+def _fused_gelu(input, approximate):
+    if approximate == "none" and input.dtype == load_framework().float32:
+        return _Fused.ops.gelu(input)
+    return _Fused.stock["gelu"](input, approximate)
+
+
+def _fused_layer_norm(input, normalized_shape, weight, bias, eps=1e-5):
+    """Returns a 1-tuple: mindtorch's caller takes [0] of the stock op's (y, mean, rstd)."""
+    if (
+        weight is not None
+        and bias is not None
+        and weight.ndim == 1
+        and input.dtype == load_framework().float32
+    ):
+        return (_Fused.ops.layer_norm(input, weight, bias, eps),)
+    return _Fused.stock["layer_norm"](input, normalized_shape, weight, bias, eps)
+
+
+def token_cross_entropy(logits: Any, targets: Any) -> Any:
+    """Cross-entropy of each row of (rows, vocab) logits, unreduced: the fused kernel when on
+    (one pass over the logits each way, not log-softmax then gather), else torch's."""
+    torch = load_framework()
+    if _Fused.ops is not None and logits.device.type == "cpu" and logits.dtype == torch.float32:
+        from mindtorch.executor import execute
+
+        return execute("fused_cross_entropy", logits, targets)
+    return torch.nn.functional.cross_entropy(logits, targets, reduction="none")
 
 
 def value_and_grad(loss_fn: Callable[..., Any], params: Sequence[Any]) -> Callable[..., Any]:

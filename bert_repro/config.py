@@ -132,6 +132,7 @@ class SpeedConfig:
     group_by_length: bool = False  # length-grouped batches: less padding, same examples per epoch
     eval_batch_size: int = 64
     cpu_threads: int | None = None  # MindSpore CPU kernel threads (None: MindSpore's default)
+    fused_cpu_kernels: bool = True  # bert_repro/cpu_kernels.cc for GELU, LayerNorm, token loss
 
 
 @dataclass

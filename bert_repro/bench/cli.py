@@ -82,6 +82,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="timed repetitions per step (5; quick 2)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (2; quick 1)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads, both")
+    parser.add_argument(
+        "--stock-kernels",
+        action="store_true",
+        help="ours with mindtorch's GELU/LayerNorm/loss ops, not bert_repro/cpu_kernels (before)",
+    )
     parser.add_argument("--ref-python", default=default_ref_python(), help="PyTorch interpreter")
     parser.add_argument("--models", type=_csv, help="size presets for a/d (bert_mini,bert_small)")
     parser.add_argument("--batch", type=int, help="pre-training batch (32)")
@@ -144,7 +149,8 @@ def _save(ctx: Context, table: str) -> Path:
     reference = ", ".join(f"{k} {v}" for k, v in versions["reference"].items())
     out.with_suffix(".md").write_text(
         f"# Benchmark {stamp}\n\n{table}\n\n"
-        f"Machine: {machine}; threads {args.threads}.\n\n"
+        f"Machine: {machine}; threads {args.threads}; "
+        f"our CPU kernels: {'stock mindtorch' if args.stock_kernels else 'fused'}.\n\n"
         f"Ours: {ours}.\n\nReference: {reference or 'not run'}.\n"
     )
     return out
@@ -168,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     backend.configure_hub("https://huggingface.co", offline=True)
     backend.load_framework()  # before anything imports transformers
     backend.set_cpu_threads(args.threads)
+    backend.use_fused_cpu_kernels(not args.stock_kernels)
     with tempfile.TemporaryDirectory(prefix="bert-repro-bench-") as work:
         ctx = Context(args, Path(work), load_at_start=os.getloadavg())
         for part in args.only:

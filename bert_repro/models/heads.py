@@ -100,8 +100,8 @@ class BertPretrainingModel(BertPreTrainedModel):
         outputs = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         logits = self.cls.predictions(_take(outputs.last_hidden_state, masked_lm_positions))
         batch, predictions, vocab = logits.shape
-        token_losses = F.cross_entropy(
-            logits.reshape(-1, vocab), masked_lm_ids.reshape(-1), reduction="none"
+        token_losses = backend.token_cross_entropy(
+            logits.reshape(-1, vocab), masked_lm_ids.reshape(-1)
         ).reshape(batch, predictions)
         # Google's run_pretraining.py: mean over real predictions, padding slots weigh 0.
         mlm_loss = (token_losses * masked_lm_weights).sum() / (masked_lm_weights.sum() + 1e-5)

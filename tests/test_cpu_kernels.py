@@ -1,0 +1,104 @@
+"""The fused CPU kernels (bert_repro/cpu_kernels.cc) give the stock ops' values and gradients."""
+
+import numpy as np
+import pytest
+
+from bert_repro import backend, cpu_kernels
+
+
+@pytest.fixture
+def fused(framework):
+    if not backend.use_fused_cpu_kernels(True):
+        pytest.skip("no C++ compiler here")
+    yield framework
+    backend.use_fused_cpu_kernels(False)
+
+
+def both(torch, loss, params):
+    """(value, grads) with the stock ops, then with the fused kernels."""
+    results = []
+    for enabled in (False, True):
+        assert backend.use_fused_cpu_kernels(enabled) is enabled
+        value, grads = backend.value_and_grad(loss, params)()
+        results.append((float(value), [g.asnumpy() for g in grads]))
+    return results
+
+
+def assert_same(results, rtol=1e-5):
+    (stock_value, stock_grads), (fused_value, fused_grads) = results
+    assert fused_value == pytest.approx(stock_value, rel=rtol)
+    for stock, mine in zip(stock_grads, fused_grads, strict=True):
+        scale = np.abs(stock).max()
+        assert scale > 0  # the check would pass vacuously on zero gradients
+        np.testing.assert_allclose(mine, stock, rtol=0, atol=rtol * scale * 10)
+
+
+def tensors(torch, *shapes, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return [torch.tensor((scale * rng.standard_normal(s)).astype(np.float32)) for s in shapes]
+
+
+def test_gelu_matches_stock_erf_gelu(fused):
+    torch = fused
+    x, weights = tensors(torch, (4, 6, 64), (4, 6, 64), scale=3.0)
+    x.requires_grad_(True)
+    assert_same(both(torch, lambda: (torch.nn.functional.gelu(x) * weights).sum(), [x]))
+
+
+def test_layer_norm_matches_stock_values_and_all_three_gradients(fused):
+    torch = fused
+    x, gamma, beta, weights = tensors(torch, (3, 5, 32), (32,), (32,), (3, 5, 32))
+    x = x * 4 + 2  # rows with a mean and a spread far from (0, 1)
+    params = [torch.nn.Parameter(t) for t in (x, gamma, beta)]
+
+    def loss():
+        out = torch.nn.functional.layer_norm(params[0], (32,), params[1], params[2], 1e-12)
+        return (out * weights).sum()
+
+    assert_same(both(torch, loss, params))
+
+
+def test_token_cross_entropy_matches_torch(fused):
+    torch = fused
+    (logits,) = tensors(torch, (6, 50), scale=4.0)
+    logits = torch.nn.Parameter(logits)
+    targets = torch.tensor(np.array([3, 0, 49, 1, 7, 7], dtype=np.int64))
+    weights = torch.tensor(np.arange(1, 7, dtype=np.float32))
+    loss = lambda: (backend.token_cross_entropy(logits, targets) * weights).sum()  # noqa: E731
+    assert_same(both(torch, loss, [logits]))
+
+
+def test_token_cross_entropy_ignores_negative_targets_like_torch(fused):
+    """Against numpy, not mindtorch: its op varied with a -100 target (183.75, 183.96 for 183.83).
+    loss = logsumexp - target logit, gradient = (softmax - onehot) * weight, zero when ignored."""
+    torch = fused
+    rng = np.random.default_rng(1)
+    logits_np = (4 * rng.standard_normal((5, 40))).astype(np.float32)
+    targets_np, weights_np = np.array([3, -100, 39, 0, 3]), np.arange(1, 6, dtype=np.float32)
+    logits = torch.nn.Parameter(torch.tensor(logits_np))
+    targets, weights = torch.tensor(targets_np), torch.tensor(weights_np)
+    value, (grad,) = backend.value_and_grad(
+        lambda: (backend.token_cross_entropy(logits, targets) * weights).sum(), [logits]
+    )()
+    shifted = logits_np - logits_np.max(1, keepdims=True)
+    softmax = np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True)
+    kept = targets_np >= 0
+    rows, picked = np.arange(5)[kept], targets_np[kept]
+    losses = -np.log(softmax[rows, picked])
+    expected = softmax * (weights_np * kept)[:, None]
+    expected[rows, picked] -= weights_np[kept]
+    assert float(value) == pytest.approx(float((losses * weights_np[kept]).sum()), rel=1e-5)
+    np.testing.assert_allclose(grad.asnumpy(), expected, atol=1e-5)
+    assert np.all(grad.asnumpy()[1] == 0)
+
+
+def test_build_is_cached_and_reports_a_missing_compiler(tmp_path, monkeypatch, capsys):
+    library = cpu_kernels.build(tmp_path)
+    if library is None:
+        pytest.skip("no C++ compiler here")
+    assert library.parent == tmp_path and library.stat().st_size > 0
+    assert cpu_kernels.build(tmp_path) == library  # cached: no second compile
+    assert [p.name for p in tmp_path.iterdir()] == [library.name]  # no scratch left behind
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    assert cpu_kernels.build(tmp_path / "elsewhere") is None
+    assert "no C++ compiler" in capsys.readouterr().out
