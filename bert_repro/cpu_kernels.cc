@@ -8,6 +8,9 @@
 #include <cstdint>
 #include <cstring>
 #include <utility>
+#include <vector>
+
+#include <omp.h>
 
 namespace {
 int64_t Count(int ndim, const int64_t *shape) {
@@ -81,11 +84,14 @@ extern "C" int LayerNormBackward(int, void **params, int *ndims, int64_t **shape
   float *dbeta = static_cast<float *>(params[6]);
   const int64_t d = shapes[1][0];
   const int64_t rows = Count(ndims[0], shapes[0]) / d;
-  for (int64_t j = 0; j < d; j++) dgamma[j] = dbeta[j] = 0.0f;
-#pragma omp parallel
+  // Per-thread sums of dgamma/dbeta, added in thread order afterwards: the same result on every
+  // run with the same thread count (a resumed run must match an uninterrupted one).
+  const int threads = omp_get_max_threads();
+  std::vector<float> partial(2 * threads * d, 0.0f);
+#pragma omp parallel num_threads(threads)
   {
-    float *dg = new float[d]();
-    float *db = new float[d]();
+    float *dg = partial.data() + 2 * omp_get_thread_num() * d;
+    float *db = dg + d;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
       const float *xr = x + r * d, *dyr = dy + r * d;
@@ -106,13 +112,13 @@ extern "C" int LayerNormBackward(int, void **params, int *ndims, int64_t **shape
         dxr[j] = rstd * (dyr[j] * gamma[j] - mean_g - xhat * mean_gx);
       }
     }
-#pragma omp critical
+  }
+  for (int64_t j = 0; j < d; j++) dgamma[j] = dbeta[j] = 0.0f;
+  for (int t = 0; t < threads; t++) {
     for (int64_t j = 0; j < d; j++) {
-      dgamma[j] += dg[j];
-      dbeta[j] += db[j];
+      dgamma[j] += partial[2 * t * d + j];
+      dbeta[j] += partial[(2 * t + 1) * d + j];
     }
-    delete[] dg;
-    delete[] db;
   }
   return 0;
 }
