@@ -24,7 +24,8 @@ def _ours(shape: Shape, warmup: int, reps: int) -> dict[str, dict[str, list[floa
 
     torch = backend.load_framework()
     times = {}
-    for name, (params, loss) in op_cases(torch, shape).items():
+    cases = op_cases(torch, shape, token_loss=backend.token_cross_entropy)
+    for name, (params, loss) in cases.items():
         grad_fn = backend.value_and_grad(loss, params)
 
         def train(grad_fn: Any = grad_fn) -> float:

@@ -27,9 +27,20 @@ PER_LAYER = {
 }
 
 
-def op_cases(torch: Any, shape: Shape, seed: int = 0) -> dict[str, OpCase]:
-    """Each block as (parameters, loss function) on fixed random inputs of the step's shapes."""
+def op_cases(
+    torch: Any, shape: Shape, seed: int = 0, token_loss: Callable[[Any, Any], Any] | None = None
+) -> dict[str, OpCase]:
+    """Each block as (parameters, loss function) on fixed random inputs of the step's shapes.
+
+    `token_loss(logits, targets)` is the side's unreduced cross-entropy (ours: the pre-training
+    head's `backend.token_cross_entropy`); torch's own by default.
+    """
     functional = torch.nn.functional
+    if token_loss is None:
+
+        def token_loss(logits: Any, targets: Any) -> Any:
+            return functional.cross_entropy(logits, targets, reduction="none")
+
     rng = np.random.default_rng(seed)
     b, t, h, i, a = shape.batch, shape.seq_len, shape.hidden, shape.intermediate, shape.heads
 
@@ -47,6 +58,8 @@ def op_cases(torch: Any, shape: Shape, seed: int = 0) -> dict[str, OpCase]:
     table = param(shape.vocab, h)
     ids = torch.tensor(rng.integers(0, shape.vocab, (b, t)))
     gathered = param(b * shape.predictions, h)
+    logits = param(b * shape.predictions, shape.vocab)
+    targets = torch.tensor(rng.integers(0, shape.vocab, b * shape.predictions))
     return {
         "linear H->4H": ([x_h, w_up, b_up], lambda: functional.linear(x_h, w_up, b_up).sum()),
         "linear 4H->H": (
@@ -75,4 +88,5 @@ def op_cases(torch: Any, shape: Shape, seed: int = 0) -> dict[str, OpCase]:
             [gathered, table],
             lambda: functional.linear(gathered, table).sum(),
         ),
+        "MLM token loss (masked only)": ([logits], lambda: token_loss(logits, targets).sum()),
     }
