@@ -26,6 +26,14 @@ import numpy as np
 from bert_repro import cpu_kernels
 
 _FRAMEWORK: ModuleType | None = None
+# Set by load_framework for this process; `without_own_env` keeps them from child processes of
+# other stacks (the benchmark's PyTorch reference), unless the user had set them.
+OWN_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+_USER_SET = frozenset(key for key in OWN_ENV if key in os.environ)
+
+
+def without_own_env(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in OWN_ENV or k in _USER_SET}
 
 
 def configure_hub(endpoint: str, offline: bool = False, timeout_s: int = 10) -> None:
@@ -66,6 +74,11 @@ def load_framework() -> ModuleType:
         raise RuntimeError("configure_hub() must run before the framework is loaded")
     import warnings
 
+    # OpenMP threads of the fused kernels sleep between ops instead of spinning: on 2 cores a
+    # spinning thread takes a core from MindSpore's kernels (BERT-mini step 1.62 -> 1.38 s).
+    # libgomp reads it once, when first loaded, so it is set before anything can load it.
+    for key, value in OWN_ENV.items():
+        os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore")
     import mindnlp  # noqa: F401  (side effect: registers mindtorch as `torch`)
     import mindtorch
@@ -204,6 +217,22 @@ def set_cpu_threads(count: int) -> None:
     import mindspore
 
     mindspore.device_context.cpu.op_tuning.threads_num(count)
+
+
+def use_blocking_cpu_launch(enabled: bool) -> bool:
+    """On CPU, run each op when it is called instead of queueing it to MindSpore's async
+    pipeline, whose worker threads spin while they wait and so take cores from the kernels
+    (a 2-core machine has none to spare): a BERT-mini pre-training step went from 2.4 s to
+    1.5 s, same losses (bench: `--async-launch` is the before). GPU and Ascend keep the async
+    queue, where it overlaps host and device. Once on it stays on for the process (MindSpore
+    has no switch back). Returns whether it is on."""
+    import mindspore
+
+    load_framework()
+    if not enabled or mindspore.get_context("device_target") != "CPU":
+        return False
+    mindspore.runtime.launch_blocking()
+    return True
 
 
 class _Fused:

@@ -177,9 +177,10 @@ def run_stage(cfg: DictConfig) -> None:
             raise UserError(f"unknown stage '{cfg.stage}': choose one of {', '.join(STAGES)}")
         if cfg.stage not in DATA_PARALLEL_STAGES and distributed.launched():
             raise UserError(f"stage '{cfg.stage}' runs in one process; launch it without msrun")
-        from bert_repro.backend import use_fused_cpu_kernels
+        from bert_repro.backend import use_blocking_cpu_launch, use_fused_cpu_kernels
 
         use_fused_cpu_kernels(cfg.speed.fused_cpu_kernels)
+        use_blocking_cpu_launch(cfg.speed.blocking_cpu_launch)
         module, _, function = STAGES[cfg.stage].partition(":")
         getattr(importlib.import_module(module), function)(cfg, run_dir)
         distributed.barrier()  # data parallel: the others exit once rank 0 has written all

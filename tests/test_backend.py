@@ -28,3 +28,46 @@ def test_linear_as_matmul_gives_linears_values_and_gradients(framework, shape, w
     assert float(value) == pytest.approx(float((y * g_np).sum()), rel=1e-4, abs=1e-3)
     for mine, reference in zip(grads, expected, strict=True):
         np.testing.assert_allclose(mine.asnumpy(), reference, rtol=1e-4, atol=1e-4)
+
+
+_STEPS = """
+import sys
+from omegaconf import OmegaConf
+from bert_repro import backend
+from bert_repro.bench.harness import model_config
+from bert_repro.bench.inputs import pretraining_batch
+from bert_repro.config import OptimConfig
+from bert_repro.pretrain import build_pretraining_model
+from bert_repro.pretraining.objectives import get_objective
+from bert_repro.training.loop import make_train_step
+
+backend.configure_hub("https://huggingface.co", offline=True)
+print("blocking", backend.use_blocking_cpu_launch(sys.argv[1] == "1"))
+backend.use_fused_cpu_kernels(True)
+cfg = model_config("bert_tiny")
+batch = pretraining_batch(4, 32, 5, cfg.vocab_size, 0)
+backend.seed_everything(3)
+model, _, _ = build_pretraining_model(cfg, get_objective("mlm_nsp"))
+model.train()
+_, step = make_train_step(model, OmegaConf.structured(OptimConfig), sorted(batch))
+print("losses", [repr(float(step(batch, 1e-3)[0])) for _ in range(3)])
+"""
+
+
+def test_blocking_cpu_launch_changes_no_number():
+    """speed.blocking_cpu_launch is a speed knob: the same pre-training steps (dropout on, fused
+    kernels, AdamW) give bit-identical losses with MindSpore's async queue and without it."""
+    import ast
+    import subprocess
+    import sys
+
+    out = {}
+    for flag in ("0", "1"):
+        done = subprocess.run(
+            [sys.executable, "-c", _STEPS, flag], capture_output=True, text=True, check=True
+        )
+        lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+        assert lines["blocking"] == ("True" if flag == "1" else "False")
+        out[flag] = lines["losses"]
+    assert out["0"] == out["1"]
+    assert len(set(ast.literal_eval(out["1"]))) == 3  # the steps trained: three distinct losses

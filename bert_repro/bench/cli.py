@@ -87,6 +87,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="ours with mindtorch's GELU/LayerNorm/loss ops, not bert_repro/cpu_kernels (before)",
     )
+    parser.add_argument(
+        "--async-launch",
+        action="store_true",
+        help="ours with MindSpore's async op queue, not speed.blocking_cpu_launch (before)",
+    )
     parser.add_argument("--ref-python", default=default_ref_python(), help="PyTorch interpreter")
     parser.add_argument("--models", type=_csv, help="size presets for a/d (bert_mini,bert_small)")
     parser.add_argument("--batch", type=int, help="pre-training batch (32)")
@@ -150,7 +155,8 @@ def _save(ctx: Context, table: str) -> Path:
     out.with_suffix(".md").write_text(
         f"# Benchmark {stamp}\n\n{table}\n\n"
         f"Machine: {machine}; threads {args.threads}; "
-        f"our CPU kernels: {'stock mindtorch' if args.stock_kernels else 'fused'}.\n\n"
+        f"our CPU kernels: {'stock mindtorch' if args.stock_kernels else 'fused'}; "
+        f"op launch: {'async queue' if args.async_launch else 'blocking (CPU)'}.\n\n"
         f"Ours: {ours}.\n\nReference: {reference or 'not run'}.\n"
     )
     return out
@@ -175,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     backend.load_framework()  # before anything imports transformers
     backend.set_cpu_threads(args.threads)
     backend.use_fused_cpu_kernels(not args.stock_kernels)
+    backend.use_blocking_cpu_launch(not args.async_launch)
     with tempfile.TemporaryDirectory(prefix="bert-repro-bench-") as work:
         ctx = Context(args, Path(work), load_at_start=os.getloadavg())
         for part in args.only:
