@@ -1,6 +1,6 @@
 """`python -m bert_repro.bench`: run the benchmark parts, print the ratio table, save the results.
 
-python -m bert_repro.bench                 # everything, full shapes (about an hour on 2 cores)
+python -m bert_repro.bench                 # everything, full shapes (17 min on 2 cores, 2026-12-01)
 python -m bert_repro.bench --quick         # smoke test: tiny shapes, 2 repetitions
 python -m bert_repro.bench --only a,d --reps 10 --ref-python .venv-ref/bin/python
 """

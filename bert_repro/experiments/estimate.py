@@ -12,10 +12,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-CPU_FLOPS = 2.5e10
-"""Assumed effective training FLOP/s on the 2-core CPU box. Measured: MiniLM-L6 fine-tuning runs
-~350 tokens/s (results/runs/mrpc: 6 x 10.6M x 350 = 22 GFLOP/s) and BERT-mini pre-training
-~1,600 tokens/s (6 x 3.2M x 1,600 = 31 GFLOP/s)."""
+CPU_FLOPS = 5e10
+"""Assumed effective training FLOP/s on the 2-core CPU box, with blocking op launch and the fused
+kernels (2026-12-01, results/bench/20261201T222525Z.md): MiniLM-L6 fine-tuning on MRPC ~1,256
+real tokens/s (6 x 10.6M x 1,256 = 80 GFLOP/s; short SST-2 sentences ~860 tokens/s, 55 GFLOP/s)
+and BERT-mini pre-training ~2,640 tokens/s (6 x 3.2M x 2,640 = 51 GFLOP/s)."""
 
 # Shapes (layers, hidden, feed-forward) of the external weights the presets load by name.
 PRETRAINED_SHAPES = {
