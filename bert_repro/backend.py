@@ -26,13 +26,14 @@ import numpy as np
 from bert_repro import cpu_kernels
 
 _FRAMEWORK: ModuleType | None = None
-# Set by load_framework for this process; `without_own_env` keeps them from child processes of
-# other stacks (the benchmark's PyTorch reference), unless the user had set them.
+# Set by load_framework for this process only (see there).
 OWN_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 _USER_SET = frozenset(key for key in OWN_ENV if key in os.environ)
 
 
 def without_own_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a child process of another stack (the benchmark's PyTorch reference): our tuning
+    variables removed, unless the user had set them for both."""
     return {k: v for k, v in env.items() if k not in OWN_ENV or k in _USER_SET}
 
 
@@ -223,7 +224,7 @@ def use_blocking_cpu_launch(enabled: bool) -> bool:
     """On CPU, run each op when it is called instead of queueing it to MindSpore's async
     pipeline, whose worker threads spin while they wait and so take cores from the kernels
     (a 2-core machine has none to spare): a BERT-mini pre-training step went from 2.4 s to
-    1.5 s, same losses (bench: `--async-launch` is the before). GPU and Ascend keep the async
+    1.4-1.7 s, same losses (bench: `--async-launch` is the before). GPU and Ascend keep the async
     queue, where it overlaps host and device. Once on it stays on for the process (MindSpore
     has no switch back). Returns whether it is on."""
     import mindspore
