@@ -64,6 +64,7 @@ class OptimConfig:
     no_decay: list[str] = field(default_factory=lambda: ["bias", "LayerNorm.weight"])
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
+    bias_correction: bool = False  # False: Google's BERT Adam; True: PyTorch's AdamW (see optim.py)
 
 
 @dataclass
@@ -185,6 +186,12 @@ class Config:
 NON_SCIENCE_KEYS = ("speed", "logger", "hub", "paths", "sweep", "experiment")
 
 
+# Science keys added after records existed, at the value that reproduces those records: left out
+# of the id at that value, so older runs keep their ids (and resume) and only the new choice
+# gets a new one.
+ADDED_SCIENCE_DEFAULTS = {("optim", "bias_correction"): False}
+
+
 def run_id(cfg: DictConfig | dict) -> str:
     """A stable id from the science part of the resolved config (same config -> same run dir)."""
     if isinstance(cfg, DictConfig):
@@ -198,6 +205,9 @@ def run_id(cfg: DictConfig | dict) -> str:
         for key in ("checkpoint_every", "keep_checkpoints", "resume"):
             trainer.pop(key, None)
         science["trainer"] = trainer
+    for (group, key), default in ADDED_SCIENCE_DEFAULTS.items():
+        if isinstance(science.get(group), dict) and science[group].get(key) == default:
+            science[group] = {k: v for k, v in science[group].items() if k != key}
     blob = json.dumps(science, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 

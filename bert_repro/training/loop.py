@@ -101,7 +101,12 @@ def make_train_step(
     so what it times is what `fit` runs."""
     names_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     optimizer = AdamWeightDecay(
-        names_params, optim_cfg.betas, optim_cfg.eps, optim_cfg.weight_decay, optim_cfg.no_decay
+        names_params,
+        optim_cfg.betas,
+        optim_cfg.eps,
+        optim_cfg.weight_decay,
+        optim_cfg.no_decay,
+        optim_cfg.bias_correction,
     )
 
     def loss_of(*tensors: Any) -> Any:

@@ -26,9 +26,18 @@ def decays(name: str, no_decay: Sequence[str]) -> bool:
     return not any(pattern in name for pattern in no_decay)
 
 
-class AdamWeightDecay:
-    """Adam with decoupled weight decay and no bias correction, as in Google's BERT code.
+def bias_correction(step: int, beta1: float, beta2: float) -> float:
+    """Adam's bias correction sqrt(1 - b2^t) / (1 - b1^t) at optimizer step t (Kingma & Ba 2015,
+    algorithm 1). Below 1 for the first ~1,000 steps (0.32 at t=1, 0.15 at t=10, 0.8 at t=1,000):
+    without it (Google's BERT) the first updates are several times larger."""
+    return math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
 
+
+class AdamWeightDecay:
+    """Adam with decoupled weight decay; bias correction optional (`optim.bias_correction`).
+
+    Off is Google's BERT optimizer (optimization.py has no bias correction). On is PyTorch's
+    AdamW: each update is lr * m_hat / (sqrt(v_hat) + eps) + lr * decay * param.
     Each parameter is updated by MindSpore's fused `AdamWeightDecay` kernel in place: mindtorch's
     own AdamW has no CPU kernel for `addcdiv`, and an update written from single in-place ops cost
     about 0.4 ms per op in PyNative mode (1.8 s per step for MiniLM) against ~1 ms per tensor here.
@@ -41,6 +50,7 @@ class AdamWeightDecay:
         eps: float,
         weight_decay: float,
         no_decay: Sequence[str],
+        bias_correction: bool = False,
     ) -> None:
         import mindspore
 
@@ -49,18 +59,31 @@ class AdamWeightDecay:
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps = float(eps)
         self.decay = [weight_decay if decays(n, no_decay) else 0.0 for n in self.names]
+        self.bias_correction = bias_correction
+        self.steps_taken = 0
         self.exp_avg = [mindspore.ops.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [mindspore.ops.zeros_like(p) for p in self.params]
         self._kernel = mindspore.ops.AdamWeightDecay()
 
+    def kernel_arguments(self, lr: float) -> tuple[float, float, float]:
+        """(lr, eps, decay factor) for the kernel, which computes lr * (m / (sqrt(v) + eps) +
+        decay * param) from the raw moments. Corrected: lr * c, eps * sqrt(1 - b2^t) and
+        decay / c with c = bias_correction(t) give PyTorch's AdamW exactly."""
+        if not self.bias_correction:
+            return lr, self.eps, 1.0
+        c = bias_correction(self.steps_taken, self.beta1, self.beta2)
+        return lr * c, self.eps * math.sqrt(1.0 - self.beta2**self.steps_taken), 1.0 / c
+
     def step(self, grads: Sequence[Any], lr: float) -> None:
+        self.steps_taken += 1
+        lr, eps, decay_factor = self.kernel_arguments(lr)
         for param, m, v, decay, grad in zip(
             self.params, self.exp_avg, self.exp_avg_sq, self.decay, grads, strict=True
         ):
-            self._kernel(param, m, v, lr, self.beta1, self.beta2, self.eps, decay, grad)
+            self._kernel(param, m, v, lr, self.beta1, self.beta2, eps, decay * decay_factor, grad)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        state = {}
+        state = {"steps_taken": np.array([self.steps_taken], dtype=np.int64)}
         for name, m, v in zip(self.names, self.exp_avg, self.exp_avg_sq, strict=True):
             state[f"exp_avg.{name}"] = m.asnumpy()
             state[f"exp_avg_sq.{name}"] = v.asnumpy()
@@ -69,6 +92,8 @@ class AdamWeightDecay:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         import mindspore
 
+        # checkpoints from before the step count was saved come from uncorrected runs only
+        self.steps_taken = int(state["steps_taken"][0]) if "steps_taken" in state else 0
         self.exp_avg = [mindspore.Tensor(state[f"exp_avg.{n}"]) for n in self.names]
         self.exp_avg_sq = [mindspore.Tensor(state[f"exp_avg_sq.{n}"]) for n in self.names]
 
