@@ -26,7 +26,7 @@ def run(args: list[str], cwd: Path = REPO, timeout: int = 600) -> subprocess.Com
         (["+experiment=glue_foo"], "unknown experiment 'glue_foo'"),
         (
             ["optim.lrr=1e-4"],
-            "unknown config key 'optim.lrr'; valid keys under optim: betas, eps, lr",
+            "unknown config key 'optim.lrr'; valid keys under optim: betas, bias_correction, eps",
         ),
         (["+trainer.epoch=2"], "unknown config key 'trainer.epoch'"),
         (["data=local"], "data=local data.root=/path/to/glue"),
