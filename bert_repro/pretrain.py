@@ -34,7 +34,7 @@ from bert_repro.models.factory import (
     resolve_pretrained,
 )
 from bert_repro.results.record import run_record, store_record, write_json_atomic
-from bert_repro.training.loop import TrainState, final_metrics, fit
+from bert_repro.training.loop import POSITION_KEYS, TrainState, final_metrics, fit
 from bert_repro.training.run_logger import RunLogger
 
 # The data builder imports transformers, which must come after mindnlp (mindnlp installs
@@ -132,15 +132,20 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     data_info: dict[str, Any] = {}
     offset = 0
     for phase in phases:
+        tokens_before = sum(s.tokens_seen for s in states)
         state, data_info[f"phase{phase.number}"] = _run_phase(
             cfg, phase, model, tokenizer, objective, _offset_log(logger.log, offset, phase)
         )
         for entry in state.evals:
-            entry.update(step=entry["step"] + offset, phase=phase.number)
+            entry.update(
+                step=entry["step"] + offset,
+                tokens_seen=entry["tokens_seen"] + tokens_before,
+                phase=phase.number,
+            )
         states.append(state)
         offset += phase.steps
     total = _merge(states)
-    final = {k: v for k, v in total.evals[-1].items() if k not in ("epoch", "step", "phase")}
+    final = {k: v for k, v in total.evals[-1].items() if k not in (*POSITION_KEYS, "phase")}
 
     final_dir = run_dir / "checkpoint"
     model.save_pretrained(final_dir)

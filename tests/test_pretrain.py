@@ -270,6 +270,8 @@ def test_pretrain_stage_writes_record_and_hf_checkpoint(objective, pretrained):
     assert 0 <= metrics["mlm_accuracy"] <= 100
     assert ("nsp_accuracy" in metrics) == (objective == "mlm_nsp")
     assert [entry["step"] for entry in record["history"]] == [2, 4]
+    curve = [entry["tokens_seen"] for entry in record["history"]]  # learning curves' x axis
+    assert 0 < curve[0] < curve[1] == record["tokens_seen"]
     assert record["tokens_seen"] > 0 and record["tokens_per_second"] > 0
     checkpoint = run_dir / "checkpoint"
     for name in ("config.json", "model.safetensors", "vocab.txt"):

@@ -34,6 +34,8 @@ from bert_repro.training.optim import (
 )
 
 Batch = dict[str, np.ndarray]
+# Where in training an evaluation ran: the keys of a history entry that are not metrics.
+POSITION_KEYS = ("epoch", "step", "tokens_seen")
 
 
 @dataclass
@@ -210,7 +212,12 @@ def fit(
         if main and trainer_cfg.eval_every_epoch and (finished_epoch or state.step >= stop_at):
             metrics = evaluate()
             model.train()
-            entry = {"epoch": state.epoch, "step": state.step, **metrics}
+            entry = {
+                "epoch": state.epoch,
+                "step": state.step,
+                "tokens_seen": state.tokens_seen,  # learning curves' x axis
+                **metrics,
+            }
             state.evals.append(entry)
             log({"eval": entry})
             bar.write(f"eval after step {state.step}: {json.dumps(metrics)}")
@@ -224,5 +231,6 @@ def final_metrics(state: TrainState, evaluate: Callable[[], dict[str, float]]) -
     """The metrics at the last step: the last evaluation if it ran there, else a fresh one
     (appended to the history, so the record's history always ends at the final step)."""
     if not state.evals or state.evals[-1]["step"] != state.step:
-        state.evals.append({"epoch": state.epoch, "step": state.step, **evaluate()})
-    return {k: v for k, v in state.evals[-1].items() if k not in ("epoch", "step")}
+        position = {"epoch": state.epoch, "step": state.step, "tokens_seen": state.tokens_seen}
+        state.evals.append({**position, **evaluate()})
+    return {k: v for k, v in state.evals[-1].items() if k not in POSITION_KEYS}
