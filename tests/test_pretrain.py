@@ -288,6 +288,50 @@ def test_pretrain_stage_writes_record_and_hf_checkpoint(objective, pretrained):
     assert provenance["masking"] == {"mask": 0.8, "random": 0.1, "keep": 0.1, "whole_word": False}
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_exported_checkpoint_is_hashed_in_the_record_and_fine_tunes(
+    dtype, pretrained, tmp_path, tiny_glue
+):
+    """results/checkpoints/<name>/: config, vocab, safetensors weights (float16 storage loads back
+    as float32), sha256 in the record, usable as model.pretrained."""
+    from bert_repro.finetune import finetune
+    from bert_repro.models.factory import build_classifier, sha256_file
+    from bert_repro.pretraining.export import export_run
+
+    _, run_dir = pretrained("mlm_nsp")
+    export = export_run(run_dir, tmp_path / "results", dtype, name="tiny")
+    target = tmp_path / "results" / "checkpoints" / "tiny"
+    assert export["path"] == str(target) and export["dtype"] == dtype
+    for name in ("config.json", "vocab.txt", "model.safetensors", "pretraining.json"):
+        assert export["sha256"][name] == sha256_file(target / name), name
+    stored = json.loads(
+        next((tmp_path / "results" / "runs" / "pretraining").glob("*.json")).read_text()
+    )
+    assert stored["export"] == export
+    original = load_file(run_dir / "checkpoint" / "model.safetensors")
+    weights = load_file(target / "model.safetensors")
+    assert {a.dtype for a in weights.values()} == {np.dtype(dtype)}
+    assert np.array_equal(
+        weights["bert.pooler.dense.weight"], original["bert.pooler.dense.weight"].astype(dtype)
+    )
+    cfg = compose(
+        [
+            *TINY,
+            "task=rte",
+            "data=local",
+            f"data.root={tiny_glue}",
+            f"model.pretrained={target}",
+            "trainer.max_steps=1",
+        ],
+        tmp_path,
+    )
+    model, _, _ = build_classifier(cfg.model, 2, {0: "no", 1: "yes"})
+    assert {str(p.dtype) for p in model.parameters()} == {"mindspore.float32"}
+    record = finetune(cfg, tmp_path / "finetuned")
+    assert record["model"]["weights_sha256"] == export["sha256"]["model.safetensors"]
+    assert record["model"]["pretraining"]["objective"] == "mlm_nsp"
+
+
 def test_phase_two_continues_at_the_longer_length(tmp_path, framework):
     from bert_repro.pretrain import pretrain
 
