@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv demo test test-real test-slow lint format bench bench-venv
+.PHONY: help venv demo test test-shuffled test-real test-slow lint format bench bench-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -26,6 +26,12 @@ demo: venv  ## the embedded default: MiniLM fine-tuned on the shipped SST-2 samp
 
 test: venv lint  ## lint, then the default test suite (no ../shared needed; uses it when present)
 	$(PY) -m pytest -m "not slow"
+
+# Order independence: the default suite with its modules and their tests shuffled; the seed is
+# printed, and SEED=<n> replays that order.
+SEED ?= $(shell date +%s)
+test-shuffled: venv  ## the default suite in a shuffled order (SEED=n replays one)
+	$(PY) -m pytest -m "not slow" --random-order-bucket=module --random-order-seed=$(SEED)
 
 test-slow: venv  ## long real-data runs (full GLUE fine-tuning on ../shared/data)
 	$(PY) -m pytest -m slow

@@ -12,6 +12,7 @@ via `mindtorch` (a torch-compatible layer). Three things about that stack on CPU
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 import socket
@@ -81,6 +82,7 @@ def load_framework() -> ModuleType:
     for key, value in OWN_ENV.items():
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore")
+    _quiet_unused_libraries()
     import mindnlp  # noqa: F401  (side effect: registers mindtorch as `torch`)
     import mindtorch
 
@@ -93,6 +95,18 @@ def load_framework() -> ModuleType:
         mindtorch.Tensor.share_memory_ = lambda self: self
     _FRAMEWORK = mindtorch
     return mindtorch
+
+
+def _quiet_unused_libraries() -> None:
+    """Silence what importing mindnlp makes other libraries announce, at the source.
+
+    `datasets` logs "PyTorch version 2.7.1+dev available" (mindtorch posing as torch) through a
+    logger it has not configured yet, so under Hydra's INFO root it reaches the console; mindnlp
+    imports diffusers, whose modular pipelines warn that they are experimental. We use neither
+    claim: datasets keeps its warnings, diffusers (never used) only its errors.
+    """
+    logging.getLogger("datasets").setLevel(logging.WARNING)
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 
 class _DropoutStream:
