@@ -40,7 +40,9 @@ def train_wordpiece_vocab(
     """Train a WordPiece vocabulary on streamed documents; returns the written ``vocab.txt``.
 
     For corpora whose domain or language BERT's released vocabulary does not cover; load the
-    result with :func:`load_wordpiece_tokenizer`.
+    result with :func:`load_wordpiece_tokenizer`. Train once and keep the file: the trainer
+    breaks frequency ties in hash-map order, so two processes can give different vocabularies
+    (three PYTHONHASHSEEDs gave three on the shipped test corpus).
     """
     from tokenizers import BertWordPieceTokenizer  # deferred: only vocabulary training needs it
 
