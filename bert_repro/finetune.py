@@ -16,6 +16,7 @@ from bert_repro.data.glue import load_examples
 from bert_repro.metrics.glue import glue_metrics
 from bert_repro.models.factory import build_classifier, model_summary, save_finetuned
 from bert_repro.predict import predict_scores, to_predictions
+from bert_repro.results.degenerate import from_metrics, from_predictions
 from bert_repro.results.record import run_record, store_record
 from bert_repro.tasks.glue import GlueTask, get_task
 from bert_repro.training import distributed
@@ -62,11 +63,15 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         order = epoch_batches(lengths, batch_size, cfg.seed, epoch, cfg.speed.group_by_length)
         return [collate(train, index, pad_id) for index in order]
 
+    flags: dict[str, str] = {}  # the last evaluation's degenerate-run check, per dev split
+
     def evaluate() -> dict[str, float]:
         metrics = {}
         for split, data in devs.items():
             scores = predict_scores(model, data, cfg.speed.eval_batch_size, pad_id)
-            scores = glue_metrics(task.metrics, data.labels, to_predictions(scores, task))
+            predictions = to_predictions(scores, task)
+            flags[split] = from_predictions(predictions, task.is_regression)
+            scores = glue_metrics(task.metrics, data.labels, predictions)
             prefix = "" if len(devs) == 1 else f"{split}/"
             metrics.update({f"{prefix}{name}": value for name, value in scores.items()})
         return metrics
@@ -97,6 +102,7 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             or data_cfg.source == "sample",
         },
         model=model_summary(model, cfg.model, source, final_dir),
+        degenerate="; ".join(f"{s}: {f}" for s, f in flags.items() if f) or from_metrics(final),
     )
     target = store_record(record, run_dir, Path(cfg.paths.results))
     logger.finish(final)

@@ -19,6 +19,7 @@ from bert_repro import backend
 from bert_repro.data.batching import Encoded, collate, encode, epoch_batches, eval_batches
 from bert_repro.metrics.glue import glue_metrics
 from bert_repro.models.factory import build_multiple_choice, model_summary, save_finetuned
+from bert_repro.results.degenerate import from_predictions
 from bert_repro.results.record import run_record, store_record
 from bert_repro.tasks.swag import NUM_CHOICES, choice_pairs, load_swag
 from bert_repro.training import distributed
@@ -63,8 +64,11 @@ def swag(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             {**choice_batch(train, index, pad_id), "labels": train_labels[index]} for index in order
         ]
 
+    flag = [""]  # the last evaluation's degenerate-run check
+
     def evaluate() -> dict[str, float]:
         predictions = predict_choices(model, dev, cfg.speed.eval_batch_size, pad_id).argmax(-1)
+        flag[0] = from_predictions(predictions, regression=False)
         return glue_metrics(["accuracy"], dev_labels, predictions)
 
     logger = RunLogger(cfg, run_dir)
@@ -96,6 +100,7 @@ def swag(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "subsampled": bool(data_cfg.max_train_examples or data_cfg.max_eval_examples) or sample,
         },
         model=model_summary(model, cfg.model, source, final_dir),
+        degenerate=flag[0],
     )
     target = store_record(record, run_dir, Path(cfg.paths.results))
     logger.finish(final)

@@ -21,6 +21,7 @@ from bert_repro import backend
 from bert_repro.data.batching import collate, epoch_batches, eval_batches
 from bert_repro.metrics.squad import squad_v1_scores, squad_v2_scores
 from bert_repro.models.factory import build_question_answering, model_summary, save_finetuned
+from bert_repro.results.degenerate import from_metrics
 from bert_repro.results.record import run_record, store_record
 from bert_repro.tasks.squad import SquadExample, SquadFeatures, build_features, load_splits
 from bert_repro.tasks.squad_postprocess import SquadPredictions, postprocess, write_prediction_files
@@ -110,6 +111,7 @@ def squad(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         null_threshold={"dev_tuned": True, "note": DEV_TUNED_NOTE} if version_2 else None,
         prediction_files=[p.name for p in written],
         model=model_summary(model, cfg.model, source, final_dir),
+        degenerate=from_metrics(final),  # SQuAD v2.0: no answer to any question
     )
     target = store_record(record, run_dir, Path(cfg.paths.results))
     logger.finish(final)
