@@ -123,7 +123,7 @@ def run_record(
 
     `state` is the loop's TrainState. A run that stopped before its planned steps is `partial`.
     """
-    return {
+    record = {
         "run_id": run_id(cfg),
         "status": "complete" if state.step >= planned_steps else "partial",
         "stage": stage,
@@ -153,6 +153,21 @@ def run_record(
         "finished_at": now_iso(),
         "run_dir": str(run_dir),
     }
+    return repo_relative(record)
+
+
+def repo_relative(tree: Any) -> Any:
+    """``tree`` with every absolute path inside the repository made relative to it.
+
+    A record travels: it must name its run dir and checkpoint, not the machine that ran it.
+    """
+    if isinstance(tree, dict):
+        return {key: repo_relative(value) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [repo_relative(value) for value in tree]
+    if isinstance(tree, str) and tree.startswith(f"{REPO}/"):
+        return tree.removeprefix(f"{REPO}/")
+    return tree
 
 
 def store_record(record: dict[str, Any], run_dir: Path, results_dir: Path) -> Path:
