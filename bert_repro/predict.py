@@ -6,7 +6,8 @@
     python -m bert_repro.predict --model <ckpt> --glue-test /path/to/glue --out submission/
 
 The submission files (<Task>.tsv with `index<TAB>prediction`) are the GLUE leaderboard format,
-how the paper's Table 1 was scored.
+how the paper's Table 1 was scored. WNLI gets the training majority class, as the paper submitted
+(Appendix B.1); --wnli-model-predictions writes the model's instead.
 """
 
 from __future__ import annotations
@@ -103,15 +104,38 @@ def label_texts(model: Any, tokenizer: Any, task: GlueTask, examples: list[Examp
     return lines
 
 
+MAJORITY_CLASS_TASKS = ("wnli",)
+"""Submitted as the training majority class: GLUE's WNLI dev/train split is adversarial, so the
+paper (Appendix B.1) predicted the majority class; Table 1's Average leaves it out."""
+
+
+def majority_label(task: GlueTask, glue_root: str) -> int:
+    """The most common label of the task's training set (its index in ``task.labels``)."""
+    labels = [e.label for e in load_local(task, glue_root, "train")]
+    return int(np.bincount(np.asarray(labels, np.int64)).argmax())
+
+
 def write_submission(
-    model: Any, tokenizer: Any, task: GlueTask, glue_root: str, out: Path
+    model: Any,
+    tokenizer: Any,
+    task: GlueTask,
+    glue_root: str,
+    out: Path,
+    model_predictions: bool = False,
 ) -> list[Path]:
-    """One `<Task>.tsv` per test split (index, prediction), as the GLUE server expects."""
+    """One `<Task>.tsv` per test split (index, prediction), as the GLUE server expects.
+
+    Tasks of :data:`MAJORITY_CLASS_TASKS` get the majority class unless ``model_predictions``.
+    """
     written = []
     for split, name in task.submission_names.items():
         examples = load_local(task, glue_root, split)
-        data = encode(examples, tokenizer, 128, task.is_regression)
-        preds = to_predictions(predict_scores(model, data, 64, tokenizer.pad_token_id), task)
+        if task.name in MAJORITY_CLASS_TASKS and not model_predictions:
+            preds = np.full(len(examples), majority_label(task, glue_root))
+        else:
+            data = encode(examples, tokenizer, 128, task.is_regression)
+            scores = predict_scores(model, data, 64, tokenizer.pad_token_id)
+            preds = to_predictions(scores, task)
         target = out / f"{name}.tsv"
         out.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tsv.tmp")
@@ -144,6 +168,11 @@ def main(argv: list[str] | None = None) -> None:
         "--glue-test", metavar="GLUE_DIR", help="write test-set predictions instead"
     )
     parser.add_argument("--out", default="submission", help="folder for --glue-test files")
+    parser.add_argument(
+        "--wnli-model-predictions",
+        action="store_true",
+        help="WNLI: write the model's predictions, not the majority class the paper submitted",
+    )
     parser.add_argument("--hub-endpoint", default="https://huggingface.co")
     args = parser.parse_args(argv)
     backend.configure_hub(args.hub_endpoint, offline=True)
@@ -151,7 +180,10 @@ def main(argv: list[str] | None = None) -> None:
         backend.load_framework()
         model, tokenizer, task = load_finetuned(args.model)
         if args.glue_test:
-            for path in write_submission(model, tokenizer, task, args.glue_test, Path(args.out)):
+            paths = write_submission(
+                model, tokenizer, task, args.glue_test, Path(args.out), args.wnli_model_predictions
+            )
+            for path in paths:
                 print(f"wrote {path}")
         else:
             print("\n".join(label_texts(model, tokenizer, task, read_inputs(args))))
