@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bert_repro.config import run_id
+from bert_repro.files import file_mode
 from bert_repro.training import distributed
 
 PACKAGES = (
@@ -96,6 +97,7 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would hide the record from other users
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, indent=1, default=str)
             handle.flush()
@@ -173,6 +175,11 @@ def repo_relative(tree: Any) -> Any:
 def store_record(record: dict[str, Any], run_dir: Path, results_dir: Path) -> Path:
     """Write the record into the run dir and the results store (results/runs/<task>/<id>.json)."""
     write_json_atomic(run_dir / "record.json", record)
-    target = results_dir / "runs" / record["task"] / f"{record['run_id']}.json"
+    target = store_path(record, results_dir)
     write_json_atomic(target, record)
     return target
+
+
+def store_path(record: dict[str, Any], results_dir: Path) -> Path:
+    """Where the results store keeps a run's record: results/runs/<task>/<run id>.json."""
+    return results_dir / "runs" / record["task"] / f"{record['run_id']}.json"

@@ -19,9 +19,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bert_repro import backend
+from bert_repro.errors import UserError
 from bert_repro.training import distributed
 from bert_repro.training.checkpoint import (
     checkpoint_root,
+    drop_checkpoints_from,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -185,7 +187,8 @@ def fit(
             lr = optim_cfg.lr * linear_warmup_decay(state.step, total_steps, warmup)
             loss, grad_norm = train_step(batch, lr)
             if not np.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at step {state.step}; lower optim.lr")
+                kept = drop_checkpoints_from(run_dir, state.step) if main else None
+                raise diverged(loss, state.step, kept, optim_cfg.lr)
             state.step += 1
             state.batch_in_epoch += 1
             state.tokens_seen += int(batch["attention_mask"].sum())
@@ -201,7 +204,8 @@ def fit(
                     "grad_norm": grad_norm,
                 }
             )
-            if state.step % trainer_cfg.checkpoint_every == 0 and state.step < stop_at:
+            due = state.step % trainer_cfg.checkpoint_every == 0 and state.step < stop_at
+            if due and state.batch_in_epoch < len(batches):  # an epoch's end is saved below
                 checkpoint()
             if state.step >= stop_at:
                 break
@@ -225,6 +229,17 @@ def fit(
     bar.close()
     distributed.check_same_weights(params)
     return state
+
+
+def diverged(loss: float, step: int, kept: Path | None, lr: float) -> UserError:
+    """The one-line stop for a non-finite loss. The weights after `step` updates gave it, so
+    checkpoints from `step` on were dropped; `kept` is the last whose weights gave a finite loss.
+    """
+    where = f"kept {kept}, the last checkpoint with a finite loss" if kept else "no checkpoint kept"
+    return UserError(
+        f"loss became {loss} at step {step + 1} ({where}); lower optim.lr (now {lr:g}) "
+        "or raise optim.warmup_ratio, then launch again"
+    )
 
 
 def final_metrics(state: TrainState, evaluate: Callable[[], dict[str, float]]) -> dict[str, float]:
