@@ -13,14 +13,16 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
+from hydra.errors import CompactHydraException, HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bert_repro.config import CONF_DIR, group_options, register
 from bert_repro.errors import UserError
 from bert_repro.results.record import git_state
+from bert_repro.runs import exclusive, finished_record, remove_if_stub, repair_store
 from bert_repro.training import distributed
+from bert_repro.validate import check_settings
 
 # Each stage is one function (cfg, run_dir) -> result record; imported only when it runs.
 STAGES = {
@@ -32,6 +34,11 @@ STAGES = {
 # Stages whose every write happens on rank 0 under msrun (pre-training also builds shards).
 DATA_PARALLEL_STAGES = ("finetune", "squad", "swag")
 GROUPS = ("model", "task", "optim", "trainer", "data", "objective", "speed", "logger", "experiment")
+
+
+class SweepPointFailed(CompactHydraException):
+    """A sweep point's user error, raised so that Hydra finishes the other points and then exits
+    non-zero, printing this one line (compact: no traceback)."""
 
 
 def fail(message: str) -> None:
@@ -81,6 +88,10 @@ def preflight(argv: list[str]) -> None:
     if missing:
         hint = " (e.g. data=local data.root=/path/to/glue)" if "data.root" in missing else ""
         fail(f"required setting(s) not given: {', '.join(missing)}{hint}")
+    try:
+        check_settings(cfg)
+    except UserError as err:
+        fail(str(err))
 
 
 def _check_against_schema(cfg: DictConfig) -> None:
@@ -145,34 +156,42 @@ def _schema_node(parent: str) -> list[str] | None:
     return sorted(node.keys()) if isinstance(node, DictConfig) else None
 
 
-def finished_record(run_dir: Path) -> dict | None:
-    """The run dir's record if it is complete: a relaunch (or a planned sweep) skips that run."""
-    path = run_dir / "record.json"
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    return record if record.get("status") == "complete" else None
-
-
 def run_stage(cfg: DictConfig) -> None:
-    """Run the configured stage in its run directory; user errors become one line."""
-    from bert_repro.backend import configure_hub
-
+    """Run the configured stage in its run directory, one launch at a time; user errors become
+    one line (exit 1; in a sweep, the other points run and the sweep then exits non-zero)."""
     distributed.world()  # under msrun: join the group first (its scheduler stops here)
     git_state()  # the commit at launch is the code this run executes
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        with exclusive(run_dir):
+            _run_in(cfg, run_dir)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if HydraConfig.get().mode.name == "RUN":
+            raise SystemExit(1) from None
+        raise SweepPointFailed(f"error: a sweep point failed ({run_dir}): {err}") from None
+
+
+def _run_in(cfg: DictConfig, run_dir: Path) -> None:
+    """The stage, or the finished run's result; a failure before training removes the run dir."""
+    from bert_repro.backend import configure_hub
+
     finished = finished_record(run_dir)
     if finished and cfg.trainer.resume:
         # Same science config -> same run dir: a relaunched command or sweep skips done points.
+        repaired = repair_store(finished, Path(cfg.paths.results))
+        if repaired:
+            print(f"results store was missing this run's record: wrote {repaired}")
         print(f"already finished ({run_dir}/record.json): {json.dumps(finished['metrics'])}")
         print("to run it again: trainer.resume=false")
         return
-    configure_hub(cfg.hub.endpoint, cfg.hub.offline, cfg.hub.timeout_s)
-    if cfg.speed.cpu_threads:
-        from bert_repro.backend import set_cpu_threads
-
-        set_cpu_threads(cfg.speed.cpu_threads)
     try:
+        check_settings(cfg)  # preflight saw only the first value of each sweep
+        configure_hub(cfg.hub.endpoint, cfg.hub.offline, cfg.hub.timeout_s)
+        if cfg.speed.cpu_threads:
+            from bert_repro.backend import set_cpu_threads
+
+            set_cpu_threads(cfg.speed.cpu_threads)
         if cfg.stage not in STAGES:
             raise UserError(f"unknown stage '{cfg.stage}': choose one of {', '.join(STAGES)}")
         if cfg.stage not in DATA_PARALLEL_STAGES and distributed.launched():
@@ -184,7 +203,7 @@ def run_stage(cfg: DictConfig) -> None:
         module, _, function = STAGES[cfg.stage].partition(":")
         getattr(importlib.import_module(module), function)(cfg, run_dir)
         distributed.barrier()  # data parallel: the others exit once rank 0 has written all
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        if HydraConfig.get().mode.name == "RUN":
-            raise SystemExit(1) from None
+    except BaseException:
+        if distributed.is_main():
+            remove_if_stub(run_dir)
+        raise

@@ -23,10 +23,11 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bert_repro.cli import explain, finished_record
+from bert_repro.cli import explain
 from bert_repro.config import CONF_DIR, register
 from bert_repro.errors import UserError
 from bert_repro.experiments.estimate import Estimate, estimate
+from bert_repro.runs import finished_record
 
 REPO = CONF_DIR.parent
 EXPERIMENTS_DIR = REPO / "experiments"
