@@ -25,6 +25,7 @@ from bert_repro import backend
 from bert_repro.data.batching import Encoded, collate, encode, eval_batches
 from bert_repro.data.glue import Example, load_local
 from bert_repro.errors import UserError
+from bert_repro.models.factory import check_safetensors, from_pretrained
 from bert_repro.tasks.glue import GlueTask, get_task
 
 
@@ -60,12 +61,13 @@ def load_finetuned(directory: str) -> tuple[Any, Any, GlueTask]:
         )
     task = get_task(json.loads(meta.read_text())["task"])
     config = json.loads((path / "config.json").read_text())
+    check_safetensors(path / "model.safetensors")
+    model_class: Any = BertForSequenceClassification
     if config.get("bert_repro_head", "linear") != "linear" or config.get("is_decoder"):
         from bert_repro.models.heads import BertClassifier  # BiLSTM head or causal pooling
 
-        model = BertClassifier.from_pretrained(str(path))
-    else:
-        model = BertForSequenceClassification.from_pretrained(str(path))
+        model_class = BertClassifier
+    model = from_pretrained(model_class, str(path), str(path))
     return model, AutoTokenizer.from_pretrained(str(path)), task
 
 

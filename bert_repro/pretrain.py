@@ -23,12 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 from bert_repro import backend
 from bert_repro.config import run_id
 from bert_repro.errors import UserError
+from bert_repro.files import share
 from bert_repro.models.factory import (
     ARCH_KEYS,
     DROPOUT_KEYS,
     PROVENANCE_FILE,
     ModelSource,
     check_vocab,
+    from_pretrained,
     load_tokenizer,
     model_summary,
     resolve_pretrained,
@@ -104,7 +106,7 @@ def build_pretraining_model(model_cfg: Any, objective: Objective) -> tuple[Any, 
         # lacks (weights that were never pre-trained here) would reach the model's __init__
         config = BertConfig.from_pretrained(location)
         config.update(settings)
-        model = BertPretrainingModel.from_pretrained(location, config=config)
+        model = from_pretrained(BertPretrainingModel, location, model_cfg.pretrained, config=config)
         source = ModelSource(
             kind, model_cfg.pretrained, location if kind == "local" else None, None
         )
@@ -114,7 +116,7 @@ def build_pretraining_model(model_cfg: Any, objective: Objective) -> tuple[Any, 
         model = BertPretrainingModel(config)
         source = ModelSource("random", model_cfg.name, None, None)
         tokenizer = load_tokenizer(model_cfg, None)
-    check_vocab(tokenizer, model.config.vocab_size)
+    check_vocab(tokenizer, model.config.vocab_size, pretrained=bool(model_cfg.pretrained))
     return model, tokenizer, source
 
 
@@ -152,6 +154,7 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     tokenizer.save_pretrained(final_dir)
     provenance = pretraining_provenance(cfg, objective, total, final)
     write_json_atomic(final_dir / PROVENANCE_FILE, provenance)
+    share(final_dir)
     record = run_record(
         cfg,
         run_dir,

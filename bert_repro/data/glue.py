@@ -28,6 +28,21 @@ def read_glue_tsv(path: Path, layout: LocalSplit, task: GlueTask) -> list[Exampl
     """Read one GLUE TSV with quoting disabled: sentences contain quote characters."""
     if not path.is_file():
         raise UserError(f"missing GLUE file {path} (expected the original GLUE layout)")
+    try:
+        examples = _read_rows(path, layout, task)
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{path}:{_first_undecodable_line(path)}: not UTF-8 ({err.reason}); "
+            "re-save the file as UTF-8 or delete that line"
+        ) from None
+    if not examples:
+        raise UserError(
+            f"{path} holds no examples (empty, or a header only); restore it from the GLUE release"
+        )
+    return examples
+
+
+def _read_rows(path: Path, layout: LocalSplit, task: GlueTask) -> list[Example]:
     examples = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -49,6 +64,16 @@ def read_glue_tsv(path: Path, layout: LocalSplit, task: GlueTask) -> list[Exampl
             text_b = row[layout.text_b] if layout.text_b is not None else None
             examples.append(Example(guid, row[layout.text_a], text_b, label))
     return examples
+
+
+def _first_undecodable_line(path: Path) -> int:
+    """The line number to name in the error: the decoder's offset counts characters, not lines."""
+    for lineno, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return lineno
+    return 0
 
 
 def _parse_label(raw: str, task: GlueTask) -> int | float | None:

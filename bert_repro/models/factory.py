@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bert_repro.errors import UserError
+from bert_repro.files import share
 
 SHIPPED_VOCAB = Path(__file__).resolve().parent / "vocab" / "bert-base-uncased-vocab.txt"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -71,7 +72,49 @@ def resolve_pretrained(spec: str) -> tuple[str, str]:
             f"model.pretrained={path} holds no weights ({' or '.join(WEIGHT_FILES)}); "
             "point it at a saved checkpoint directory, e.g. <run dir>/checkpoint"
         )
+    check_safetensors(path / "model.safetensors")
     return "local", str(path)
+
+
+def check_safetensors(path: Path) -> None:
+    """A weights file cut short (a copy or save that stopped) fails here with its name, not
+    deep in the loader: its header must parse and its tensors must end within the file."""
+    if not path.is_file():
+        return
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(length)) if 8 + length <= size else None
+        tensors = [v for k, v in header.items() if k != "__metadata__"] if header else []
+        complete = bool(tensors) and 8 + length + max(t["data_offsets"][1] for t in tensors) <= size
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        complete = False
+    if not complete:
+        raise UserError(
+            f"{path} is truncated or damaged ({size} bytes); copy it again, or rerun the run "
+            "that saved it"
+        )
+
+
+def from_pretrained(model_class: Any, location: str, spec: str, **kwargs: Any) -> Any:
+    """`model_class.from_pretrained`, with weights that cannot load, or that do not fit their
+    config.json, as one line naming the fix."""
+    try:
+        return model_class.from_pretrained(location, **kwargs)
+    except OSError as err:
+        raise UserError(
+            f"could not load model.pretrained={spec}: "
+            f"{str(err).splitlines()[0]} (offline? use a local directory)"
+        ) from None
+    except RuntimeError as err:
+        lines = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
+        if not lines:
+            raise
+        raise UserError(
+            f"model.pretrained={spec}: its weights do not fit its config.json ({lines[0][:200]}); "
+            "use the config.json saved with these weights"
+        ) from None
 
 
 def sha256_file(path: Path) -> str:
@@ -98,10 +141,30 @@ def load_tokenizer(model_cfg: Any, pretrained_location: str | None) -> Any:
         if spec is None:
             return BertTokenizerFast(vocab_file=str(SHIPPED_VOCAB), do_lower_case=True)
         if spec.endswith(".txt"):
-            return BertTokenizerFast(vocab_file=spec, do_lower_case="uncased" in spec)
-        return AutoTokenizer.from_pretrained(spec, use_fast=True)
+            tokenizer = BertTokenizerFast(vocab_file=spec, do_lower_case="uncased" in spec)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(spec, use_fast=True)
     except OSError as err:
         raise UserError(f"could not load tokenizer '{spec}': {str(err).splitlines()[0]}") from None
+    if model_cfg.tokenizer and pretrained_location:
+        _check_casing(tokenizer, model_cfg, Path(pretrained_location) / "tokenizer_config.json")
+    return tokenizer
+
+
+def _check_casing(tokenizer: Any, model_cfg: Any, trained_with: Path) -> None:
+    """Cased text fed to uncased weights (or the reverse) trains without error, on ids the
+    weights never saw: worse results, silently."""
+    if not trained_with.is_file():  # hub weights: their tokenizer is not at hand
+        return
+    trained = json.loads(trained_with.read_text()).get("do_lower_case")
+    given = getattr(tokenizer, "do_lower_case", None)
+    if None not in (trained, given) and trained != given:
+        casing = {True: "uncased", False: "cased"}
+        raise UserError(
+            f"model.tokenizer={model_cfg.tokenizer} is {casing[given]} but model.pretrained="
+            f"{model_cfg.pretrained} was trained {casing[trained]}; use model.tokenizer=null "
+            f"(the weights' own) or a {casing[trained]} vocabulary"
+        )
 
 
 def build_classifier(
@@ -150,13 +213,7 @@ def _build(class_name: str, model_cfg: Any, **head: Any) -> tuple[Any, Any, Mode
     dropout = {k: model_cfg[k] for k in DROPOUT_KEYS}
     if model_cfg.pretrained:
         kind, location = resolve_pretrained(model_cfg.pretrained)
-        try:
-            model = model_class.from_pretrained(location, **head, **dropout)
-        except OSError as err:
-            raise UserError(
-                f"could not load model.pretrained={model_cfg.pretrained}: "
-                f"{str(err).splitlines()[0]} (offline? use a local directory)"
-            ) from None
+        model = from_pretrained(model_class, location, model_cfg.pretrained, **head, **dropout)
         path = location if kind == "local" else _hub_snapshot_dir(location)
         source = ModelSource(kind, model_cfg.pretrained, path, _weights_sha(path) if path else None)
         tokenizer = load_tokenizer(model_cfg, location)
@@ -169,17 +226,18 @@ def _build(class_name: str, model_cfg: Any, **head: Any) -> tuple[Any, Any, Mode
         model = model_class(config)
         source = ModelSource("random", model_cfg.name, None, None)
         tokenizer = load_tokenizer(model_cfg, None)
-    check_vocab(tokenizer, model.config.vocab_size)
+    check_vocab(tokenizer, model.config.vocab_size, pretrained=bool(model_cfg.pretrained))
     return model, tokenizer, source
 
 
-def check_vocab(tokenizer: Any, embedding_rows: int) -> None:
-    """A tokenizer that emits ids past the embedding table would index out of range."""
+def check_vocab(tokenizer: Any, embedding_rows: int, pretrained: bool = False) -> None:
+    """A tokenizer that emits ids past the embedding table would index out of range. Pretrained
+    weights fix the table's size (model.vocab_size is not applied to them)."""
     if len(tokenizer) > embedding_rows:
+        fix = "" if pretrained else f"set model.vocab_size={len(tokenizer)} or "
         raise UserError(
             f"tokenizer has {len(tokenizer)} tokens but the model's embedding table has "
-            f"{embedding_rows} rows; set model.vocab_size={len(tokenizer)} or use the model's own "
-            "tokenizer (model.tokenizer=null)"
+            f"{embedding_rows} rows; {fix}use the model's own tokenizer (model.tokenizer=null)"
         )
 
 
@@ -198,6 +256,7 @@ def save_finetuned(model: Any, tokenizer: Any, run_dir: Path, task: str) -> Path
     model.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
     (final_dir / "bert_repro_task.json").write_text(json.dumps({"task": task}))
+    share(final_dir)
     return final_dir
 
 

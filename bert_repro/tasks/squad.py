@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,9 @@ def read_squad_file(path: Path) -> dict[str, Any]:
         return load_squad_json(path)
     except json.JSONDecodeError as err:
         raise UserError(f"{path} is not JSON ({err.msg}, line {err.lineno})") from None
+    except (EOFError, OSError, UnicodeDecodeError, zlib.error) as err:  # cut short, not gzip
+        reason = str(err) or type(err).__name__
+        raise UserError(f"{path} is truncated or damaged ({reason}); download it again") from None
     except ValueError as err:  # no top-level 'data': the message names the file and the fix
         raise UserError(str(err)) from None
 
