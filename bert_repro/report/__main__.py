@@ -23,10 +23,15 @@ def main(argv: list[str] | None = None) -> int:
         help="run dirs, to list runs that never wrote a record ('' to skip; default: %(default)s)",
     )
     parser.add_argument("--readme", default=None, help="also replace this README's results section")
+    parser.add_argument(
+        "--exclude-degenerate",
+        action="store_true",
+        help="leave constant-predictor runs out of the statistics (default: count and mark them)",
+    )
     args = parser.parse_args(argv)
 
     out = Path(args.out) if args.out else Path(args.results) / "tables"
-    report = build_report(args.results, args.runs or None)
+    report = build_report(args.results, args.runs or None, args.exclude_degenerate)
     written = write_report(report, out)
     statuses = report.runs["status"].value_counts().to_dict() if not report.runs.empty else {}
     print(f"{len(report.records)} records in {args.results}: {statuses or 'none'}")

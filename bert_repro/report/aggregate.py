@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from typing import Any
 import pandas as pd
 
 from bert_repro.config import NON_SCIENCE_KEYS
+from bert_repro.report.baselines import degenerate_reason
+from bert_repro.results.record import REPO
 
 METRIC_PREFIX = "metric."
 """Column prefix of the per-run metrics in :func:`runs_frame` (metric keys contain '/')."""
@@ -32,7 +35,7 @@ GROUP_KEYS: tuple[str, ...] = (
     "experiment",
     "model",
     "arch",
-    "size",
+    "scale",
     "init",
     "objective",
     "masking",
@@ -45,7 +48,7 @@ GROUP_KEYS: tuple[str, ...] = (
 """What makes runs one lr sweep. ``setup`` hashes every other science setting, so runs that differ
 in anything but lr and seed never share a group; the other keys are its readable part."""
 
-SETUP_KEYS: tuple[str, ...] = ("model", "arch", "size", "init", "objective", "masking", "head")
+SETUP_KEYS: tuple[str, ...] = ("model", "arch", "scale", "init", "objective", "masking", "head")
 """What makes one of *our systems* across tasks (a row of a paper table): the pre-trained model and
 how it was pre-trained. Data used is a label of each cell, not part of the system."""
 
@@ -116,6 +119,9 @@ def _run_row(record: dict[str, Any]) -> dict[str, Any]:
         problem = problem or f"unexpected status {status!r}"
     arch = model.get("architecture") or {}
     layers, hidden, heads = (arch.get(k) for k in _ARCH_KEYS)
+    init = _init(record)
+    objective = _pretraining(record, "objective") or ""
+    tokens = _pretraining(record, "tokens_seen")
     row = {
         "run_id": record.get("run_id") or "",
         "stage": record.get("stage") or "",
@@ -123,15 +129,17 @@ def _run_row(record: dict[str, Any]) -> dict[str, Any]:
         "experiment": record.get("experiment") or "",
         "model": model.get("name") or "",
         "arch": f"L{layers}/H{hidden}/A{heads}" if arch else "",
-        "size": _size(layers, hidden),
+        "scale": scale_class(layers, hidden, heads, init, tokens),
         "params": model.get("parameters"),
-        "init": _init(record),
-        "objective": _pretraining(record, "objective") or "",
-        "masking": _masking_label(_pretraining(record, "masking")),
+        "init": init,
+        "objective": objective,
+        # A left-to-right LM masks nothing: no masking mix describes it.
+        "masking": "" if objective == "ltr" else _masking_label(_pretraining(record, "masking")),
         "head": (config.get("model") or {}).get("head") or "linear",  # records before model.head
         "data": _data_regime(data),
-        "train_examples": data.get("train_examples"),
-        "pretrain_tokens": _pretraining(record, "tokens_seen"),
+        "protocol": data.get("protocol") or "",
+        "train_examples": data.get("train_examples", data.get("train_questions")),
+        "pretrain_tokens": tokens,
         "epochs": _num(record.get("epochs")),
         "batch_size": _num(record.get("batch_size")),
         "setup": setup_hash(config) if config else "",
@@ -140,6 +148,7 @@ def _run_row(record: dict[str, Any]) -> dict[str, Any]:
         "status": status,
         "ok": status == "complete",
         "problem": problem,
+        "degenerate": degenerate_reason(record) if status == "complete" else "",
         "headline_metric": headline_metric,
         "headline": float(headline) if _finite(headline) else math.nan,
         "optimizer_steps": record.get("optimizer_steps"),
@@ -166,11 +175,39 @@ def _num(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _size(layers: int | None, hidden: int | None) -> str:
-    """Which of the paper's two sizes a model is compared with: BERT-LARGE from L24 or H1024."""
+PAPER_SIZES = {"L12/H768/A12": "BERT-BASE", "L24/H1024/A16": "BERT-LARGE"}
+PAPER_PRETRAIN_TOKENS = 256 * (900_000 * 128 + 100_000 * 512)
+"""Tokens the paper's pre-training saw: 1M steps of 256 sequences, 90% at 128, 10% at 512 (A.2)."""
+_GOOGLE_BERT = re.compile(r"(^|[/:])bert-(base|large)-(un)?cased$")
+
+
+def scale_class(
+    layers: int | None, hidden: int | None, heads: int | None, init: str, tokens: float | None
+) -> str:
+    """What a system may be compared with: a paper size, ``compact: ...`` or ``external weights``.
+
+    A paper size needs the paper's shape *and* its pre-training (Google's released weights, or
+    ours at the paper's token count); anything less is a different experiment, never a Δ.
+    """
     if layers is None or hidden is None:
         return ""
-    return "large" if layers >= 24 or hidden >= 1024 else "base"
+    shape = f"L{layers}/H{hidden}/A{heads}"
+    if init == "random":
+        return f"compact: L{layers}/H{hidden}, no pre-training"
+    if init.startswith("pretrain:"):
+        if (tokens or 0) >= PAPER_PRETRAIN_TOKENS:
+            return PAPER_SIZES.get(shape, f"paper pre-training: {shape}")
+        return f"compact: L{layers}/H{hidden}, {token_amount(tokens)} tokens seen"
+    if shape in PAPER_SIZES and _GOOGLE_BERT.search(init):
+        return PAPER_SIZES[shape]
+    return f"external weights: {init}"
+
+
+def token_amount(tokens: float | None) -> str:
+    """``0.8M``, ``42.6B``: one unit per order of magnitude that pre-training runs differ in."""
+    if tokens is None or not _finite(tokens):
+        return "unknown"
+    return f"{tokens / 1e9:.1f}B" if tokens >= 1e9 else f"{tokens / 1e6:.1f}M"
 
 
 def _init(record: dict[str, Any]) -> str:
@@ -285,27 +322,38 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "n",
     "seeds",
     "lrs",
+    "n_lrs",
+    "degenerate",
     "n_runs",
     "n_complete",
     "n_incomplete",
     "status",
     "problems",
     "train_examples",
+    "protocol",
     "params",
     "pretrain_tokens",
 )
 
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+def summarize(runs: pd.DataFrame, exclude_degenerate: bool = False) -> pd.DataFrame:
     """One row per (group, metric): the lr chosen on the headline dev metric, seed statistics.
 
     Every metric of the group is reported at that one lr (MNLI-mm at the lr MNLI-m chose, MRPC
     accuracy at the lr F1 chose). A group without a complete run keeps one row, NaN statistics
-    and ``status`` saying why.
+    and ``status`` saying why. ``degenerate`` says how many runs at that lr predict a constant;
+    ``exclude_degenerate`` leaves such runs out of the statistics (listed under ``problems``).
     """
     rows = []
     if runs.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    if exclude_degenerate:
+        flagged = runs["ok"] & runs["degenerate"].astype(bool)
+        runs = runs.assign(
+            ok=runs["ok"] & ~flagged,
+            status=runs["status"].where(~flagged, "degenerate"),
+            problem=runs["problem"].where(~flagged, runs["degenerate"]),
+        )
     for keys, group in runs.groupby(list(GROUP_KEYS), sort=True, dropna=False):
         base = dict(zip(GROUP_KEYS, keys, strict=True))
         ok = group[group["ok"]]
@@ -317,6 +365,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             "selected_by": headline,
             "best_lr": lr,
             "lrs": ",".join(f"{v:g}" for v in sorted(group["lr"].dropna().unique())),
+            "n_lrs": ok["lr"].nunique(),
             "n_runs": len(group),
             "n_complete": len(ok),
             "n_incomplete": int((group["status"] == "partial").sum()),
@@ -324,6 +373,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
                 f"{r.run_id} ({r.status}): {r.problem}" for r in bad.itertuples()
             ),
             "train_examples": _first(group["train_examples"]),
+            "protocol": _first(group["protocol"].replace("", None)) or "",
             "params": _first(group["params"]),
             "pretrain_tokens": _first(group["pretrain_tokens"]),
         }
@@ -333,6 +383,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             rows.append({**common, "metric": headline, **seed_stats([]), "status": status})
             continue
         at_lr = ok[ok["lr"] == lr]
+        flags = at_lr["degenerate"][at_lr["degenerate"].astype(bool)]
+        degenerate = f"{len(flags)} of {len(at_lr)}: {flags.iloc[0]}" if len(flags) else ""
         for metric in metric_columns(ok):
             values = at_lr[METRIC_PREFIX + metric]
             if values.isna().all():
@@ -345,6 +397,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
                     "metric": metric,
                     **stats,
                     "seeds": ",".join(f"{s:g}" for s in sorted(seeds)),
+                    "degenerate": degenerate,
                     "status": "ok" if bad.empty else f"ok; left out: {left_out}",
                 }
             )
@@ -378,38 +431,46 @@ def sweep_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+_POSITION = ("epoch", "step", "tokens_seen")
+
+
 def history_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Learning curves from each record's ``history`` (the per-epoch dev evaluations), long form."""
+    """Learning curves from each record's ``history`` (its dev evaluations), long form.
+
+    Each point keeps its epoch, optimizer step and tokens seen: fine-tuning is plotted per epoch,
+    pre-training (one pass over a stream, evaluated every N steps) per step or token.
+    """
     rows = []
     for record in records:
         for entry in record.get("history") or []:
             for metric, value in entry.items():
-                if metric in ("epoch", "step") or not _finite(value):
+                if metric in (*_POSITION, "phase") or not _finite(value):
                     continue
                 rows.append(
                     {
                         "run_id": record.get("run_id", ""),
+                        "stage": record.get("stage", ""),
                         "task": record.get("task", ""),
                         "experiment": record.get("experiment", ""),
                         "status": record.get("status", ""),
                         "seed": record.get("seed"),
                         "lr": record.get("lr"),
-                        "epoch": entry.get("epoch"),
-                        "step": entry.get("step"),
+                        **{key: entry.get(key) for key in _POSITION},
                         "metric": metric,
                         "value": float(value),
                     }
                 )
-    columns = ["run_id", "task", "experiment", "status", "seed", "lr", "epoch", "step"]
+    columns = ["run_id", "stage", "task", "experiment", "status", "seed", "lr", *_POSITION]
     return pd.DataFrame(rows, columns=[*columns, "metric", "value"])
 
 
-def train_log_frame(record: dict[str, Any]) -> pd.DataFrame:
+def train_log_frame(record: dict[str, Any], repo: str | Path = REPO) -> pd.DataFrame:
     """Per-step training rows (loss, lr, grad norm) from the run dir's ``train_log.jsonl``.
 
-    Empty when the run dir is not on this machine: the record travels, the run dir may not.
+    A relative run dir is relative to ``repo`` (how records store it). Empty when the run dir is
+    not on this machine: the record travels, the run dir may not.
     """
-    path = Path(record.get("run_dir") or "") / "train_log.jsonl"
+    path = Path(repo) / (record.get("run_dir") or "") / "train_log.jsonl"
     if not record.get("run_dir") or not path.is_file():
         return pd.DataFrame(columns=["step", "epoch", "loss", "lr", "grad_norm"])
     rows = []

