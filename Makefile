@@ -36,6 +36,12 @@ test-shuffled: venv  ## the default suite in a shuffled order (SEED=n replays on
 test-slow: venv  ## long real-data runs (full GLUE fine-tuning on ../shared/data)
 	$(PY) -m pytest -m slow
 
+# About 1 min on 2 cores; CI checks the result with `python -m bert_repro.report.notebooks --check`.
+.PHONY: notebooks
+notebooks: venv  ## results/tables, README's Results, notebooks/*.ipynb executed with outputs, figures
+	$(PY) -m bert_repro.report --runs '' --readme README.md
+	$(PY) -m bert_repro.report.notebooks
+
 lint: venv  ## ruff lint + format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

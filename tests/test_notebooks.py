@@ -1,4 +1,6 @@
-"""The notebooks run top to bottom on a synthetic results store, and are stored without outputs."""
+"""The notebooks run top to bottom (on a synthetic store, an empty one, the committed one), and are
+stored with the outputs the committed records give; the committed tables are what the records give.
+"""
 
 import sys
 from pathlib import Path
@@ -7,9 +9,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from bert_repro.report import FIGURES
+from bert_repro.report.notebooks import NOTEBOOKS, check, stale_tables
+from bert_repro.results.record import REPO
 from tests.report_fixtures import write_synthetic_store
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+RESULTS = REPO / "results"
 NAMES = ("results", "ablations", "sweeps")
 
 
@@ -19,12 +24,24 @@ def store(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_is_stored_without_outputs(name: str) -> None:
+def test_notebook_is_stored_with_its_outputs(name: str) -> None:
     notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     nbformat.validate(notebook)
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, (name, cell.source[:60])
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), name
+    assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs), name
+    assert not any("execution" in cell.metadata for cell in code)  # no timestamps
+
+
+def test_committed_tables_and_figures_are_what_the_records_give() -> None:
+    assert stale_tables(RESULTS, RESULTS / "tables") == []
+    for name in FIGURES:
+        assert (RESULTS / "figures" / f"{name}.png").is_file(), name
+
+
+@pytest.mark.slow
+def test_committed_notebooks_match_a_fresh_run() -> None:
+    assert check(sorted(NOTEBOOKS.glob("*.ipynb")), RESULTS) == []
 
 
 def _execute(name: str, results: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
