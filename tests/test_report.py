@@ -24,7 +24,8 @@ from bert_repro.report import (
 from bert_repro.report.__main__ import main
 from bert_repro.report.aggregate import METRIC_PREFIX, best_lr, scale_class, seed_stats
 from bert_repro.report.baselines import BASELINES, majority_baseline
-from bert_repro.report.compare import NO_ROW, SOURCES, table_markdown, wide_table
+from bert_repro.report.compare import NO_ROW, SOURCES
+from bert_repro.report.render import table_markdown, wide_table
 from bert_repro.results.degenerate import from_predictions
 from bert_repro.results.record import REPO, repo_relative
 from bert_repro.tasks.glue import get_task

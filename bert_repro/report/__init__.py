@@ -3,8 +3,9 @@
 ``python -m bert_repro.report`` (or :func:`write_report` at the end of a sweep) writes, under
 ``results/tables/``: ``runs.csv`` (every record, its status and problem), ``summary.csv`` (best lr
 on dev per group, seed statistics), ``sweep.csv`` (every lr), ``systems.csv`` (our systems A, B,
-...), ``table<N>.csv`` / ``table<N>.md`` (paper vs ours) and ``summary.md`` (the README's Results
-section). Notebooks call :func:`build_report` for the same tables as DataFrames.
+...), ``table<N>.csv`` / ``table<N>.md`` (paper vs ours; ``table<N>_cpu_<model>`` for CPU-scale
+ablations) and ``summary.md`` (the README's Results section). Notebooks call :func:`build_report`
+for the same tables as DataFrames; ``python -m bert_repro.report.notebooks`` executes them.
 """
 
 from __future__ import annotations
@@ -29,16 +30,18 @@ from bert_repro.report.aggregate import (
     train_log_frame,
 )
 from bert_repro.report.compare import (
-    COLUMN_NAMES,
-    METRIC_NAMES,
     PROVENANCE,
     ROWS,
     SOURCES,
     compare_all,
     compare_table,
     cpu_scale_tables,
-    markdown,
     systems_frame,
+)
+from bert_repro.report.render import (
+    COLUMN_NAMES,
+    METRIC_NAMES,
+    markdown,
     table_markdown,
     wide_table,
 )

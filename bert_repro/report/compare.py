@@ -7,8 +7,10 @@ in by writing records, not code:
 - :data:`ROWS`: which of the paper's rows we compare with, and which of our systems fit each.
 
 A *system* is one of our models across tasks (:data:`~bert_repro.report.aggregate.SETUP_KEYS`),
-named A, B, ... in every table. Our numbers are always dev; the paper's Table 1 is GLUE *test*, and
-every compared cell carries both splits. A cell without a run is NaN ("—"), never zero.
+named A, B, ... in every table, with a scale class. A Δ is computed only like for like: the paper's
+scale and pre-training, its dev split, full data (the paper's Table 1 is GLUE *test*, ours dev).
+Everything else is shown as a reference, CPU-scale ablations in tables of their own. A cell without
+a run is NaN ("—"), never zero; :mod:`bert_repro.report.render` prints the tables.
 """
 
 from __future__ import annotations
@@ -156,39 +158,6 @@ PAPER_SCALE: Mapping[str, str] = MappingProxyType(
 
 PROTOCOLS: Mapping[str, str] = MappingProxyType(
     {"dev-article-split": "dev-article split: trained on some dev articles, scored on the others"}
-)
-
-COLUMN_NAMES: Mapping[str, str] = MappingProxyType(
-    {
-        "mnli_m": "MNLI-m",
-        "mnli_mm": "MNLI-mm",
-        "qqp": "QQP",
-        "qnli": "QNLI",
-        "sst2": "SST-2",
-        "cola": "CoLA",
-        "stsb": "STS-B",
-        "mrpc": "MRPC",
-        "rte": "RTE",
-        "wnli": "WNLI",
-        "average": "Average",
-        "squad_v1": "SQuAD 1.1",
-        "squad_v2": "SQuAD 2.0",
-        "swag": "SWAG",
-        "masked_lm": "MLM",
-        "conll2003_ner": "NER",
-        "conll2003_ner_feature_based": "NER feature-based",
-    }
-)
-METRIC_NAMES: Mapping[str, str] = MappingProxyType(
-    {
-        "accuracy": "acc",
-        "f1": "F1",
-        "matthews_corr": "MCC",
-        "spearman": "Spearman",
-        "exact_match": "EM",
-        "perplexity": "ppl",
-        "glue_average": "",
-    }
 )
 
 COMPARE_COLUMNS: tuple[str, ...] = (
@@ -563,142 +532,3 @@ def compare_all(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """:func:`compare_table` for every paper table ("1".."8"), then :func:`cpu_scale_tables`."""
     tables = {table: compare_table(table, summary) for table in TABLE_TITLES}
     return {**tables, **cpu_scale_tables(summary)}
-
-
-def column_header(column: str, metric: str, split: str) -> str:
-    """E.g. ``MNLI-m acc [test]``: the paper's split of that column in brackets."""
-    name = COLUMN_NAMES.get(column, column)
-    label = " ".join(part for part in (name, METRIC_NAMES.get(metric, metric)) if part)
-    return f"{label} [{split}]"
-
-
-def format_value(value: float, metric: str) -> str:
-    """As printed in the paper (one decimal; perplexity two); missing is an em dash."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.2f}" if metric == "perplexity" else f"{value:.1f}"
-
-
-def wide_table(long: pd.DataFrame) -> pd.DataFrame:
-    """The printed layout of one compared table: per paper row, the paper, each system, Δ.
-
-    Values are strings ready for Markdown: ours as ``mean ± std (n; recipe notes)``, ⚠ on a
-    degenerate cell, a Δ line only where some cell is like for like, and last the constant
-    predictor's dev score.
-    """
-    triples = zip(long["column"], long["metric"], long["paper_split"], strict=True)
-    keys = list(dict.fromkeys(triples))
-    headers = [column_header(*key) for key in keys]
-    lines: list[tuple[str, str, dict[str, str]]] = []
-    for paper_row, block in long.groupby("paper_row", sort=False):
-        if paper_row != NO_ROW:
-            paper = {
-                column_header(r.column, r.metric, r.paper_split): format_value(
-                    r.paper_value, r.metric
-                )
-                for r in block.drop_duplicates(["column", "metric", "paper_split"]).itertuples()
-            }
-            compared = block["like_for_like"].all() or (block["system"] == "").all()
-            lines.append((f"paper: {paper_row}{'' if compared else ' (reference)'}", "", paper))
-            if (block["system"] == "").all():
-                lines.append(("ours: no run", "dev", dict.fromkeys(paper, "—")))
-        for system, cells in block[block["system"] != ""].groupby("system", sort=True):
-            ours, delta = {}, {}
-            for r in cells.itertuples():
-                if r.status == SHADOWED:
-                    continue
-                header = column_header(r.column, r.metric, r.paper_split)
-                ours[header] = cell_text(r.ours_mean, r.ours_std, r.ours_n, r.metric, r)
-                delta[header] = "—" if math.isnan(r.diff) else f"{r.diff:+.1f}"
-            name = f"ours {system}" + ("" if paper_row != NO_ROW else f": {NO_ROW}")
-            lines.append((name, "dev", ours))
-            if cells["diff"].notna().any():
-                lines.append((f"Δ ours {system} − paper", "", delta))
-    constant = {
-        column_header(c, m, s): format_value(baseline(c, m), m)
-        for c, m, s in keys
-        if m != "glue_average" and not (s == "test" and (c, m, "dev") in keys)
-    }
-    if any(v != "—" for v in constant.values()):
-        lines.append(("constant predictor (majority class)", "dev", constant))
-    return pd.DataFrame(
-        [
-            {"row": name, "split": split, **{h: v.get(h, "") for h in headers}}
-            for name, split, v in lines
-        ],
-        columns=["row", "split", *headers],
-    )
-
-
-def cell_text(mean: float, std: float, n: float, metric: str, cell: Any = None) -> str:
-    """``81.2 ± 0.4 (n=3; 1 ep; 1 lr) ⚠`` : seeds and recipe notes in brackets, ⚠ if degenerate."""
-    if math.isnan(mean):
-        return "—"
-    spread = "" if math.isnan(std) else f" ± {format_value(std, metric)}"
-    notes = [] if math.isnan(n) else [f"n={int(n)}"]
-    recipe = getattr(cell, "ours_recipe", "")
-    notes += [recipe] if recipe else []
-    flag = " ⚠ degenerate" if getattr(cell, "ours_flag", "") else ""
-    bracket = f" ({'; '.join(notes)})" if notes else ""
-    return f"{format_value(mean, metric)}{spread}{bracket}{flag}"
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    """A plain GitHub Markdown table (no tabulate dependency); pipes in cells are escaped."""
-    cells = frame.astype(str).map(lambda v: v.replace("|", "\\|"))
-    head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
-
-
-def table_markdown(table: str, long: pd.DataFrame, systems: pd.DataFrame) -> str:
-    """One table's Markdown: title, the wide view, and the labels saying what is compared."""
-    title = long["title"].iloc[0] if not long.empty else f"Table {table}: {TABLE_TITLES[table]}"
-    lines = [f"### {title}", "", markdown(wide_table(long)), ""]
-    splits = sorted(set(long["paper_split"]))
-    lines.append(
-        f"Paper cells: the paper's {' and '.join(splits)} split, as in each column's brackets. "
-        "Ours: dev, mean ± sample std over seeds at the learning rate chosen on dev; in brackets "
-        "n = seeds, then where the cell departs from the paper's recipe: `k ep` = epochs (recipe: "
-        "3, SQuAD 2.0: 2), `k lr` = learning rates tried (the paper picks the best of 4 on dev; "
-        "1 lr is no choice), `lr x` = not the paper's fixed lr, `N train ex` = subsampled "
-        "training set, `dev article split` = SQuAD fine-tuned on some dev articles and scored on "
-        "the others. — = no result."
-    )
-    lines.append(
-        "Δ only where like for like: the paper's scale and pre-training, its dev split, full "
-        "fine-tuning data. Constant predictor: the majority class of the task's full dev labels "
-        "('no answer' for SQuAD; STS-B has none), as a floor for every cell."
-    )
-    if "test" in splits and "dev" not in splits:
-        lines.append(
-            "**The paper's numbers here are TEST (GLUE evaluation server), ours are DEV: "
-            "no Δ is computed.**"
-        )
-    flagged = long[long["ours_flag"].astype(bool)].drop_duplicates(["system", "ours_flag"])
-    if not flagged.empty:
-        lines += ["", "⚠ Degenerate (a constant predictor, not a result):"]
-        lines += [f"- **{r.system}** {r.column}: {r.ours_flag}" for r in flagged.itertuples()]
-    shown = [s for s in dict.fromkeys(long["system"]) if s]
-    if shown:
-        lines += ["", "Our systems:"]
-        for system in systems[systems["system"].isin(shown)].itertuples():
-            cells = long[(long["system"] == system.system) & long["ours_n"].notna()]
-            data = ", ".join(sorted(set(cells["ours_data"]) - {""})) or "no result yet"
-            lines.append(f"- **{system.system}**: {system.label}; data: {data}")
-    else:
-        lines += ["", "No run of ours for this table yet: every 'ours' cell is missing."]
-    scales = {r: s for r, s in zip(long["paper_row"], long["paper_scale"], strict=True) if s}
-    if scales:
-        lines += ["", "Paper:"] + [f"- **{r}**: {s}" for r, s in scales.items()]
-    unreproduced = sorted(
-        {
-            COLUMN_NAMES.get(c, c)
-            for c, m in zip(long["column"], long["metric"], strict=True)
-            if (c, m) not in SOURCES and m != "glue_average"
-        }
-    )
-    if unreproduced:
-        lines += ["", f"Not reproduced here (no stage produces it): {', '.join(unreproduced)}."]
-    return "\n".join(lines) + "\n"
