@@ -41,10 +41,20 @@ def test_cpu_presets_share_everything_but_the_objective(objective, tmp_path):
     for group in ("model", "optim", "trainer", "pretrain", "task"):
         assert cfg[group] == reference[group], group
     assert cfg.data.corpus == reference.data.corpus
+    assert cfg.optim.bias_correction is True  # the CPU-scale form (issue 15; preset comment)
+
+
+def test_tiny_preset_is_the_mini_schedule_on_a_smaller_shape(tmp_path):
+    cfg = compose(["+experiment=pretrain_tiny_mlm_nsp"], tmp_path)
+    reference = compose(["+experiment=pretrain_mini_mlm_nsp"], tmp_path)
+    assert cfg.model.name == "bert_tiny" and cfg.model.pretrained is None
+    for group in ("optim", "trainer", "pretrain", "task", "data", "objective"):
+        assert cfg[group] == reference[group], group
 
 
 def test_minilm_nsp_preset_changes_only_the_starting_weights_budget_and_lr(tmp_path):
-    """pretrain_minilm_mlm_nsp is the mlm_nsp preset continued from MiniLM, nothing else."""
+    """pretrain_minilm_mlm_nsp is the mlm_nsp preset continued from MiniLM, with the budget, lr,
+    optimizer form and dupe factor its record was run with."""
     cfg = compose(["+experiment=pretrain_minilm_mlm_nsp"], tmp_path)
     reference = compose(["+experiment=pretrain_mini_mlm_nsp"], tmp_path)
     assert (
@@ -53,7 +63,8 @@ def test_minilm_nsp_preset_changes_only_the_starting_weights_budget_and_lr(tmp_p
     assert cfg.pretrain.steps == 400 and cfg.optim.lr == 1e-4 and cfg.task.max_seq_length == 64
     assert cfg.pretrain.steps % cfg.pretrain.eval_every == 0
     assert cfg.trainer.batch_size == reference.trainer.batch_size
-    assert cfg.data == reference.data
+    assert cfg.optim.bias_correction is False and cfg.data.dupe_factor == 1
+    assert {**cfg.data, "dupe_factor": None} == {**reference.data, "dupe_factor": None}
 
 
 def test_bert_base_preset_follows_the_paper(tmp_path):
@@ -61,7 +72,7 @@ def test_bert_base_preset_follows_the_paper(tmp_path):
     assert (cfg.model.num_hidden_layers, cfg.model.hidden_size) == (12, 768)
     assert cfg.model.hidden_act == "gelu" and cfg.model.hidden_dropout_prob == 0.1
     assert cfg.optim.lr == 1e-4 and list(cfg.optim.betas) == [0.9, 0.999]
-    assert cfg.optim.weight_decay == 0.01
+    assert cfg.optim.weight_decay == 0.01 and cfg.optim.bias_correction is False  # Google's Adam
     assert cfg.trainer.batch_size == 256 and cfg.pretrain.steps == 1_000_000
     assert cfg.task.max_seq_length == 128 and cfg.pretrain.phase2_max_seq_length == 512
     assert cfg.pretrain.phase2_fraction == 0.1 and cfg.objective.name == "mlm_nsp"
