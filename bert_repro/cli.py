@@ -159,10 +159,13 @@ def _schema_node(parent: str) -> list[str] | None:
 def run_stage(cfg: DictConfig) -> None:
     """Run the configured stage in its run directory, one launch at a time; user errors become
     one line (exit 1; in a sweep, the other points run and the sweep then exits non-zero)."""
-    distributed.world()  # under msrun: join the group first (its scheduler stops here)
-    git_state()  # the commit at launch is the code this run executes
+    from bert_repro.backend import use_device
+
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        use_device(cfg.device)  # first: msrun's group binds each rank to a device of this target
+        distributed.world()  # under msrun: join the group first (its scheduler stops here)
+        git_state()  # the commit at launch is the code this run executes
         with exclusive(run_dir):
             _run_in(cfg, run_dir)
     except UserError as err:
@@ -174,7 +177,7 @@ def run_stage(cfg: DictConfig) -> None:
 
 def _run_in(cfg: DictConfig, run_dir: Path) -> None:
     """The stage, or the finished run's result; a failure before training removes the run dir."""
-    from bert_repro.backend import configure_hub
+    from bert_repro import backend, cpu_backend
 
     finished = finished_record(run_dir)
     if finished and cfg.trainer.resume:
@@ -187,19 +190,13 @@ def _run_in(cfg: DictConfig, run_dir: Path) -> None:
         return
     try:
         check_settings(cfg)  # preflight saw only the first value of each sweep
-        configure_hub(cfg.hub.endpoint, cfg.hub.offline, cfg.hub.timeout_s)
-        if cfg.speed.cpu_threads:
-            from bert_repro.backend import set_cpu_threads
-
-            set_cpu_threads(cfg.speed.cpu_threads)
+        backend.configure_hub(cfg.hub.endpoint, cfg.hub.offline, cfg.hub.timeout_s)
+        backend.load_framework(cfg.device)
+        cpu_backend.tune(cfg.speed)  # nothing off the CPU
         if cfg.stage not in STAGES:
             raise UserError(f"unknown stage '{cfg.stage}': choose one of {', '.join(STAGES)}")
         if cfg.stage not in DATA_PARALLEL_STAGES and distributed.launched():
             raise UserError(f"stage '{cfg.stage}' runs in one process; launch it without msrun")
-        from bert_repro.backend import use_blocking_cpu_launch, use_fused_cpu_kernels
-
-        use_fused_cpu_kernels(cfg.speed.fused_cpu_kernels)
-        use_blocking_cpu_launch(cfg.speed.blocking_cpu_launch)
         module, _, function = STAGES[cfg.stage].partition(":")
         getattr(importlib.import_module(module), function)(cfg, run_dir)
         distributed.barrier()  # data parallel: the others exit once rank 0 has written all

@@ -177,13 +177,14 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 42
     stage: str = "finetune"
+    device: str = "auto"  # auto | cpu | gpu | ascend (bert_repro/device.py); not in the run id
     experiment: str = "default"  # the preset's name (set by conf/experiment/*.yaml)
     sweep: list[str] = field(default_factory=list)  # the preset's declared sweep grid
 
 
 # Keys that never change a run's outcome: excluded from the run id so a relaunch with another
 # thread count or logger still finds (and resumes) the same run directory.
-NON_SCIENCE_KEYS = ("speed", "logger", "hub", "paths", "sweep", "experiment")
+NON_SCIENCE_KEYS = ("speed", "logger", "hub", "paths", "sweep", "experiment", "device")
 
 
 # Science keys added after records existed, at the value that reproduces those records: left out

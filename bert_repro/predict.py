@@ -67,7 +67,7 @@ def load_finetuned(directory: str) -> tuple[Any, Any, GlueTask]:
         from bert_repro.models.heads import BertClassifier  # BiLSTM head or causal pooling
 
         model_class = BertClassifier
-    model = from_pretrained(model_class, str(path), str(path))
+    model = backend.place(from_pretrained(model_class, str(path), str(path)))
     return model, AutoTokenizer.from_pretrained(str(path)), task
 
 
@@ -176,10 +176,11 @@ def main(argv: list[str] | None = None) -> None:
         help="WNLI: write the model's predictions, not the majority class the paper submitted",
     )
     parser.add_argument("--hub-endpoint", default="https://huggingface.co")
+    parser.add_argument("--device", default="auto", help="auto | cpu | gpu | ascend")
     args = parser.parse_args(argv)
     backend.configure_hub(args.hub_endpoint, offline=True)
     try:
-        backend.load_framework()
+        backend.load_framework(args.device)
         model, tokenizer, task = load_finetuned(args.model)
         if args.glue_test:
             paths = write_submission(

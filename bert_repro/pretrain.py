@@ -117,7 +117,7 @@ def build_pretraining_model(model_cfg: Any, objective: Objective) -> tuple[Any, 
         source = ModelSource("random", model_cfg.name, None, None)
         tokenizer = load_tokenizer(model_cfg, None)
     check_vocab(tokenizer, model.config.vocab_size, pretrained=bool(model_cfg.pretrained))
-    return model, tokenizer, source
+    return backend.place(model), tokenizer, source
 
 
 def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

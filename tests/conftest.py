@@ -17,7 +17,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from bert_repro import backend
 
     backend.configure_hub("https://huggingface.co", offline=True)
-    backend.load_framework()
+    backend.load_framework("cpu")  # the suite tests the CPU path; other targets are simulated
 
 
 @pytest.fixture(scope="session")

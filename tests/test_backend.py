@@ -33,7 +33,7 @@ def test_linear_as_matmul_gives_linears_values_and_gradients(framework, shape, w
 _STEPS = """
 import sys
 from omegaconf import OmegaConf
-from bert_repro import backend
+from bert_repro import backend, cpu_backend
 from bert_repro.bench.harness import model_config
 from bert_repro.bench.inputs import pretraining_batch
 from bert_repro.config import OptimConfig
@@ -42,8 +42,9 @@ from bert_repro.pretraining.objectives import get_objective
 from bert_repro.training.loop import make_train_step
 
 backend.configure_hub("https://huggingface.co", offline=True)
-print("blocking", backend.use_blocking_cpu_launch(sys.argv[1] == "1"))
-backend.use_fused_cpu_kernels(True)
+backend.load_framework("cpu")
+print("blocking", cpu_backend.use_blocking_cpu_launch(sys.argv[1] == "1"))
+cpu_backend.use_fused_cpu_kernels(True)
 cfg = model_config("bert_tiny")
 batch = pretraining_batch(4, 32, 5, cfg.vocab_size, 0)
 backend.seed_everything(3)

