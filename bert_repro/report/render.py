@@ -154,7 +154,8 @@ def table_markdown(table: str, long: pd.DataFrame, systems: pd.DataFrame) -> str
     lines.append(
         "Δ only where like for like: the paper's scale and pre-training, its dev split, full "
         "fine-tuning data. Constant predictor: the majority class of the task's full dev labels "
-        "('no answer' for SQuAD; STS-B has none), as a floor for every cell."
+        "('no answer' for SQuAD), as a floor for every cell; — for STS-B (a constant has no "
+        "correlation) and where the dev labels were not at hand (MNLI, QQP, SWAG)."
     )
     if "test" in splits and "dev" not in splits:
         lines.append(
