@@ -10,6 +10,7 @@ the CPU path sets OpenMP's environment before MindSpore loads libgomp), then ask
 from __future__ import annotations
 
 import glob
+import sys
 from typing import Literal
 
 from bert_repro.errors import UserError
@@ -61,7 +62,7 @@ def select(choice: str) -> Target:
     """Set MindSpore's target for `choice` and return it; call before `import mindnlp`.
 
     An explicit choice the build or machine cannot serve stops with one line naming the fix;
-    `auto` falls back to CPU with a line saying why, and prints what it picked.
+    `auto` falls back to CPU with a line saying why, and says what it picked (on stderr).
     """
     import mindspore
 
@@ -74,9 +75,14 @@ def select(choice: str) -> Target:
                 f"here ({reason}); {FIX[target]}, or run with device=cpu"
             )
         if not supported:
-            print(f"device auto: {target} found but not usable ({reason}); running on CPU")
+            note(f"device auto: {target} found but not usable ({reason}); running on CPU")
             target = "CPU"
     mindspore.set_device(target)
     if choice == "auto":
-        print(f"device auto: {target} (set device=cpu|gpu|ascend to choose)")
+        note(f"device auto: {target} (set device=cpu|gpu|ascend to choose)")
     return target
+
+
+def note(line: str) -> None:
+    """To stderr: stdout may be a command's answer (predict's labels)."""
+    print(line, file=sys.stderr)

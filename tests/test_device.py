@@ -128,8 +128,8 @@ def test_auto_picks_the_accelerator_it_finds_or_says_why_not(monkeypatch, capsys
     monkeypatch.setattr(device, "build_supports", lambda target: (False, "no libcudart.so.11.0"))
     assert device.select("auto") == "CPU"
     assert asked == ["GPU", "CPU"]
-    out = capsys.readouterr().out
-    assert "device auto: GPU found but not usable (no libcudart.so.11.0); running on CPU" in out
+    said = capsys.readouterr().err
+    assert "device auto: GPU found but not usable (no libcudart.so.11.0); running on CPU" in said
 
 
 def test_this_build_offers_the_cpu():
