@@ -178,6 +178,7 @@ def run_stage(cfg: DictConfig) -> None:
 def _run_in(cfg: DictConfig, run_dir: Path) -> None:
     """The stage, or the finished run's result; a failure before training removes the run dir."""
     from bert_repro import backend, cpu_backend
+    from bert_repro.training.precision import check_supported
 
     finished = finished_record(run_dir)
     if finished and cfg.trainer.resume:
@@ -190,6 +191,7 @@ def _run_in(cfg: DictConfig, run_dir: Path) -> None:
         return
     try:
         check_settings(cfg)  # preflight saw only the first value of each sweep
+        check_supported(cfg.trainer.precision, backend.target())
         backend.configure_hub(cfg.hub.endpoint, cfg.hub.offline, cfg.hub.timeout_s)
         backend.load_framework(cfg.device)
         cpu_backend.tune(cfg.speed)  # nothing off the CPU

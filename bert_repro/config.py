@@ -79,6 +79,7 @@ class TrainerConfig:
     resume: bool = True  # continue from the run directory's last checkpoint
     eval_every_epoch: bool = True
     grad_accum_steps: int = 1  # batch_size is split into this many micro-batches per step
+    precision: str = "fp32"  # fp32 (the paper's) | bf16 | fp16: GPU/Ascend mixed precision
 
 
 @dataclass
@@ -190,7 +191,7 @@ NON_SCIENCE_KEYS = ("speed", "logger", "hub", "paths", "sweep", "experiment", "d
 # Science keys added after records existed, at the value that reproduces those records: left out
 # of the id at that value, so older runs keep their ids (and resume) and only the new choice
 # gets a new one.
-ADDED_SCIENCE_DEFAULTS = {("optim", "bias_correction"): False}
+ADDED_SCIENCE_DEFAULTS = {("optim", "bias_correction"): False, ("trainer", "precision"): "fp32"}
 
 
 def run_id(cfg: DictConfig | dict) -> str:

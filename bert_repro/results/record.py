@@ -145,6 +145,7 @@ def run_record(
         "tokens_seen": state.tokens_seen,
         "data_parallel_ranks": distributed.world().size,  # msrun workers sharing each batch
         "device": backend.target(),  # what `device` (auto by default) resolved to
+        "precision": cfg.trainer.precision,
         "train_seconds": round(state.train_seconds, 2),
         "wall_seconds": round(time.time() - started, 2),
         "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),

@@ -34,6 +34,7 @@ from bert_repro.training.optim import (
     linear_warmup_decay,
     warmup_steps_for,
 )
+from bert_repro.training.precision import MixedPrecision
 
 Batch = dict[str, np.ndarray]
 # Where in training an evaluation ran: the keys of a history entry that are not metrics.
@@ -98,11 +99,12 @@ def _accumulated(
 
 
 def make_train_step(
-    model: Any, optim_cfg: Any, keys: list[str], micro_batches: int = 1
+    model: Any, optim_cfg: Any, keys: list[str], micro_batches: int = 1, precision: str = "fp32"
 ) -> tuple[AdamWeightDecay, Callable[[Batch, float], tuple[float, float]]]:
     """The optimizer and one training step `(batch, lr) -> (loss, grad norm)`: gradients (in
-    `micro_batches` slices), global-norm clipping, the AdamW update. Shared with the benchmark,
-    so what it times is what `fit` runs."""
+    `micro_batches` slices, the forward in `precision`), global-norm clipping, the AdamW update.
+    An fp16 step whose gradients overflowed is skipped (grad norm inf). Shared with the
+    benchmark, so what it times is what `fit` runs."""
     names_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     optimizer = AdamWeightDecay(
         names_params,
@@ -113,16 +115,22 @@ def make_train_step(
         optim_cfg.bias_correction,
     )
 
+    mixed = MixedPrecision(precision, backend.tensor_device())
+
     def loss_of(*tensors: Any) -> Any:
-        return model(**dict(zip(keys, tensors, strict=True))).loss
+        with mixed.autocast():
+            loss = model(**dict(zip(keys, tensors, strict=True))).loss
+        return mixed.scale(loss)
 
     grad_fn = backend.value_and_grad(loss_of, optimizer.params)
 
     def step(batch: Batch, lr: float) -> tuple[float, float]:
-        loss, grads = _accumulated(grad_fn, batch, keys, micro_batches)
+        loss, grads, finite = mixed.unscale(*_accumulated(grad_fn, batch, keys, micro_batches))
+        if not finite:
+            return loss, float("inf")
         grads, grad_norm = clip_by_global_norm(grads, optim_cfg.max_grad_norm)
         optimizer.step(grads, lr)
-        return float(loss), grad_norm
+        return loss, grad_norm
 
     return optimizer, step
 
@@ -142,7 +150,9 @@ def fit(
     pre-training masks...) that the model's forward takes as keyword arguments.
     """
     keys = sorted(epoch_batches(0)[0])  # every batch carries the same inputs
-    optimizer, train_step = make_train_step(model, optim_cfg, keys, trainer_cfg.grad_accum_steps)
+    optimizer, train_step = make_train_step(
+        model, optim_cfg, keys, trainer_cfg.grad_accum_steps, trainer_cfg.precision
+    )
     params = optimizer.params
     steps_per_epoch = len(epoch_batches(0))
     total_steps = steps_per_epoch * trainer_cfg.epochs
