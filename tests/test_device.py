@@ -176,3 +176,23 @@ def assert_one_line_error(args: list[str], message: str, tmp_path: Path) -> None
     assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "res").exists()
+
+
+def test_doctor_reports_the_build_and_matches_the_cpu_step():
+    """`python -m bert_repro.doctor` on CPU (tiny shapes): the report, and the step run twice
+    (in the child that draws the weights and here) gives the same losses."""
+    command = ["-m", "bert_repro.doctor", "--device", "cpu", "--model", "bert_tiny"]
+    result = run([*command, "--batch", "2", "--seq-len", "16"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "MindSpore 2.7.0" in out and "  CPU: usable" in out and "  GPU: " in out
+    assert "loss before the update: CPU" in out and "loss after one update: CPU" in out
+    assert "agree: largest relative difference 0.00e+00" in out
+
+
+def test_doctor_refuses_a_device_the_build_lacks():
+    if device.build_supports("GPU")[0]:
+        pytest.skip("this machine can run on a GPU")
+    result = run(["-m", "bert_repro.doctor", "--device", "gpu"])
+    assert result.returncode == 1 and "GPU: not usable" in result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith("error: device=gpu: MindSpore")
