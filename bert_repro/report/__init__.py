@@ -45,6 +45,7 @@ from bert_repro.report.render import (
     table_markdown,
     wide_table,
 )
+from bert_repro.results.record import repo_relative
 
 __all__ = [
     "FIGURES",
@@ -156,6 +157,7 @@ def _section(report: Report, out: Path) -> str:
 
     Built from the store alone (not from run dirs on this machine), so anyone regenerates it.
     """
+    out = Path(repo_relative(str(out)))  # a sweep's absolute path: the README links from the repo
     runs = report.runs
     statuses = runs["status"].value_counts().to_dict() if not runs.empty else {}
     counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "none"

@@ -24,7 +24,7 @@ import pandas as pd
 
 from bert_repro.config import NON_SCIENCE_KEYS
 from bert_repro.report.baselines import degenerate_reason
-from bert_repro.results.record import REPO
+from bert_repro.results.record import REPO, repo_relative
 
 METRIC_PREFIX = "metric."
 """Column prefix of the per-run metrics in :func:`runs_frame` (metric keys contain '/')."""
@@ -85,7 +85,7 @@ def load_records(results_dir: str | Path) -> list[dict[str, Any]]:
                 "status": "unreadable",
                 "error": f"{type(err).__name__}: {err}",
             }
-        record["_path"] = str(path)
+        record["_path"] = repo_relative(str(path.absolute()))  # the same on every machine
         records.append(record)
     return records
 

@@ -80,8 +80,7 @@ def text_outputs(notebook: nbformat.NotebookNode) -> list[list[str]]:
 
 def stale_tables(results: Path, tables: Path) -> list[str]:
     """Table files that regenerating from ``results`` would change (or add, or remove)."""
-    with contextlib.chdir(REPO):  # records' paths print relative to the repository
-        report = build_report(os.path.relpath(results, REPO))
+    report = build_report(results)
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         shown = Path(os.path.relpath(tables, REPO))  # the path the files print, as when committed
         write_report(report, shown)
