@@ -6,7 +6,9 @@
 A run has one or two phases (paper: 90% of the steps at 128 tokens, then 10% at 512). Each phase
 is one `fit` over a stream of shard batches, cut into chunks of `pretrain.eval_every` steps that
 the loop sees as epochs: it evaluates the held-out documents and checkpoints after each, and its
-position in the chunk is the data position a relaunched run resumes from.
+position in the chunk is the data position a relaunched run resumes from. The phases share one
+lr schedule (a single warmup and linear decay over `pretrain.steps`) and one optimizer: phase 2
+starts from phase 1's last checkpoint, Adam moments and step count included.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from bert_repro.models.factory import (
     resolve_pretrained,
 )
 from bert_repro.results.record import run_record, store_record, write_json_atomic
-from bert_repro.training.loop import POSITION_KEYS, TrainState, final_metrics, fit
+from bert_repro.training.checkpoint import latest_checkpoint
+from bert_repro.training.loop import POSITION_KEYS, Schedule, TrainState, final_metrics, fit
+from bert_repro.training.optim import warmup_steps_for
 from bert_repro.training.run_logger import RunLogger
 
 # The data builder imports transformers, which must come after mindnlp (mindnlp installs
@@ -133,11 +137,24 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     states: list[TrainState] = []
     data_info: dict[str, Any] = {}
     offset = 0
+    # One warmup and one linear decay over every step of both phases (the paper's 10k warmup,
+    # then decay over all 1M steps); phase 2 continues phase 1's Adam moments and step count.
+    total_steps = cfg.pretrain.steps
+    warmup = warmup_steps_for(total_steps, cfg.optim.warmup_ratio)
+    previous: Path | None = None
     for phase in phases:
         tokens_before = sum(s.tokens_seen for s in states)
         state, data_info[f"phase{phase.number}"] = _run_phase(
-            cfg, phase, model, tokenizer, objective, _offset_log(logger.log, offset, phase)
+            cfg,
+            phase,
+            model,
+            tokenizer,
+            objective,
+            _offset_log(logger.log, offset, phase),
+            Schedule(offset, total_steps, warmup),
+            previous,
         )
+        previous = latest_checkpoint(phase.run_dir)
         for entry in state.evals:
             entry.update(
                 step=entry["step"] + offset,
@@ -211,8 +228,12 @@ def _run_phase(
     tokenizer: Any,
     objective: Objective,
     log: Callable[[dict[str, Any]], None],
+    schedule: Schedule,
+    continue_from: Path | None,
 ) -> tuple[TrainState, dict[str, Any]]:
-    """Build (or reuse) the phase's shards and train it; returns its state and data summary."""
+    """Build (or reuse) the phase's shards and train it at its place in the run's schedule,
+    from the previous phase's last checkpoint (`continue_from`); returns its state and data
+    summary."""
     settings = data_config(cfg.objective, phase.max_seq_length, cfg.data.dupe_factor)
     cache = Path(cfg.paths.runs) / "shards"  # shared by runs with the same data (a sweep)
     shards = prepare_shards(cfg.data, settings, tokenizer, cfg.seed, cache)
@@ -246,6 +267,8 @@ def _run_phase(
         trainer,
         phase.run_dir,
         log,
+        schedule,
+        continue_from,
     )
     final_metrics(state, lambda: evaluate(model, heldout, objective))
     summary = {

@@ -343,21 +343,52 @@ def test_exported_checkpoint_is_hashed_in_the_record_and_fine_tunes(
     assert record["model"]["pretraining"]["objective"] == "mlm_nsp"
 
 
-def test_phase_two_continues_at_the_longer_length(tmp_path, framework):
+TWO_PHASES = (
+    "pretrain.phase2_fraction=0.5",
+    "pretrain.phase2_max_seq_length=256",
+    "pretrain.steps=8",
+    "optim.warmup_ratio=0.25",
+    "optim.bias_correction=true",
+    "trainer.grad_accum_steps=2",
+)
+
+
+def test_phase_two_continues_phase_ones_schedule_and_optimizer(tmp_path, framework):
+    """The paper's phases are one run: one warmup and one linear decay over all steps, and the
+    second phase takes over the first's Adam moments and step count."""
+    from bert_repro.pretrain import pretrain
+    from bert_repro.training.checkpoint import latest_checkpoint, load_checkpoint
+    from bert_repro.training.optim import linear_warmup_decay
+
+    cfg = pretrain_cfg(tmp_path, "mlm_nsp", *TWO_PHASES)
+    record = pretrain(cfg, tmp_path / "run")
+    assert record["optimizer_steps"] == 8 and record["status"] == "complete"
+    assert [(e["step"], e["phase"]) for e in record["history"]] == [(2, 1), (4, 1), (6, 2), (8, 2)]
+    assert record["data"]["phase2"]["max_seq_length"] == 256
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").open()]
+    lrs = [row["lr"] for row in log if "lr" in row]
+    expected = [cfg.optim.lr * linear_warmup_decay(step, 8, 2) for step in range(8)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)  # warms up once, decays to 0 once
+    _, moments, _ = load_checkpoint(latest_checkpoint(tmp_path / "run" / "phase2"))
+    assert int(moments["steps_taken"][0]) == 8  # Adam's t ran on across the boundary
+
+
+@pytest.mark.parametrize("cut_at", [4, 5])  # at the phase boundary; one step into phase 2
+def test_a_run_stopped_around_the_phase_boundary_resumes_exactly(cut_at, tmp_path, framework):
+    """Stopped after `cut_at` steps (as a kill after that checkpoint would), then relaunched:
+    the same final weights as the run that never stopped."""
     from bert_repro.pretrain import pretrain
 
-    cfg = pretrain_cfg(
-        tmp_path,
-        "mlm_nsp",
-        "pretrain.phase2_fraction=0.5",
-        "pretrain.phase2_max_seq_length=256",
-        "trainer.grad_accum_steps=2",
-    )
-    record = pretrain(cfg, tmp_path / "run")
-    assert record["optimizer_steps"] == 4 and record["status"] == "complete"
-    assert [(e["step"], e["phase"]) for e in record["history"]] == [(2, 1), (4, 2)]
-    assert record["data"]["phase2"]["max_seq_length"] == 256
-    assert (tmp_path / "run" / "phase2" / "checkpoints").is_dir()
+    def weights(run: str, *extra: str) -> dict[str, np.ndarray]:
+        cfg = pretrain_cfg(tmp_path, "mlm_nsp", *TWO_PHASES, "pretrain.eval_every=1", *extra)
+        pretrain(cfg, tmp_path / run)
+        return load_file(tmp_path / run / "checkpoint" / "model.safetensors")
+
+    whole = weights("whole")
+    weights("cut", f"trainer.max_steps={cut_at}")
+    resumed = weights("cut")
+    for name, value in whole.items():
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)
 
 
 def finetune_from(objective: str, pretrained, tmp_path: Path, tiny_glue: Path, *extra: str):

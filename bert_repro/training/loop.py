@@ -54,6 +54,19 @@ class TrainState:
     resumed_from: str | None = None
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """Where one `fit` sits in a longer run (pre-training's phases): a single warmup and linear
+    decay over `total_steps`, this fit's first step being the run's step `offset`."""
+
+    offset: int
+    total_steps: int
+    warmup_steps: int
+
+    def multiplier(self, step: int) -> float:
+        return linear_warmup_decay(self.offset + step, self.total_steps, self.warmup_steps)
+
+
 def model_weights(model: Any) -> dict[str, np.ndarray]:
     return {name: backend.to_numpy(p) for name, p in model.named_parameters()}
 
@@ -143,11 +156,16 @@ def fit(
     trainer_cfg: Any,
     run_dir: Path,
     log: Callable[[dict[str, Any]], None],
+    schedule: Schedule | None = None,
+    continue_from: Path | None = None,
 ) -> TrainState:
     """Train `model` on `epoch_batches(epoch)`; `model(**batch).loss` is the objective.
 
     Task-agnostic: a batch is a dict of arrays (classification labels, SQuAD start/end positions,
-    pre-training masks...) that the model's forward takes as keyword arguments.
+    pre-training masks...) that the model's forward takes as keyword arguments. The lr schedule
+    spans this fit's steps unless `schedule` places it in a longer run; a fresh start takes the
+    Adam moments and step count of the checkpoint `continue_from` (the paper's second phase
+    continues the first's optimizer).
     """
     keys = sorted(epoch_batches(0)[0])  # every batch carries the same inputs
     optimizer, train_step = make_train_step(
@@ -156,7 +174,8 @@ def fit(
     params = optimizer.params
     steps_per_epoch = len(epoch_batches(0))
     total_steps = steps_per_epoch * trainer_cfg.epochs
-    warmup = warmup_steps_for(total_steps, optim_cfg.warmup_ratio)
+    if schedule is None:
+        schedule = Schedule(0, total_steps, warmup_steps_for(total_steps, optim_cfg.warmup_ratio))
     stop_at = min(total_steps, trainer_cfg.max_steps or total_steps)
 
     state = TrainState()
@@ -173,6 +192,8 @@ def fit(
         state = TrainState(**saved)
         state.resumed_from = str(last)
         print(f"resuming from {last} (step {state.step}/{stop_at})")
+    elif continue_from is not None:
+        optimizer.load_state_dict(load_checkpoint(continue_from)[1])
     distributed.check_same_weights(params)
 
     def checkpoint() -> None:
@@ -194,7 +215,7 @@ def fit(
         batches = epoch_batches(state.epoch)
         for batch in batches[state.batch_in_epoch :]:
             started = time.perf_counter()
-            lr = optim_cfg.lr * linear_warmup_decay(state.step, total_steps, warmup)
+            lr = optim_cfg.lr * schedule.multiplier(state.step)
             loss, grad_norm = train_step(batch, lr)
             if not np.isfinite(loss):
                 kept = drop_checkpoints_from(run_dir, state.step) if main else None
