@@ -53,8 +53,10 @@ def check_settings(cfg: DictConfig) -> None:
         )
     if not 0 <= optim.warmup_ratio <= 1:
         raise UserError(f"optim.warmup_ratio={optim.warmup_ratio} must be between 0 and 1")
-    if optim.weight_decay < 0 or not optim.max_grad_norm > 0:
-        raise UserError("optim.weight_decay must be >= 0 and optim.max_grad_norm positive")
+    if optim.weight_decay < 0:
+        raise UserError(f"optim.weight_decay={optim.weight_decay} must be at least 0")
+    if not optim.max_grad_norm > 0:
+        raise UserError(f"optim.max_grad_norm={optim.max_grad_norm} must be positive")
     stage, preset = TASK_STAGES.get(cfg.task.name, ("finetune", f"glue_{cfg.task.name}"))
     if cfg.stage != stage:
         raise UserError(
