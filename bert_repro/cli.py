@@ -24,15 +24,14 @@ from bert_repro.runs import exclusive, finished_record, remove_if_stub, repair_s
 from bert_repro.training import distributed
 from bert_repro.validate import check_settings
 
-# Each stage is one function (cfg, run_dir) -> result record; imported only when it runs.
+# Each stage is one function (cfg, run_dir) -> result record; imported only when it runs. Each
+# runs alone or data-parallel under msrun (training/distributed.py: rank 0 writes).
 STAGES = {
     "finetune": "bert_repro.finetune:finetune",
     "squad": "bert_repro.qa:squad",
     "swag": "bert_repro.multiple_choice:swag",
     "pretrain": "bert_repro.pretrain:pretrain",
 }
-# Stages whose every write happens on rank 0 under msrun (pre-training also builds shards).
-DATA_PARALLEL_STAGES = ("finetune", "squad", "swag")
 GROUPS = ("model", "task", "optim", "trainer", "data", "objective", "speed", "logger", "experiment")
 
 
@@ -197,8 +196,6 @@ def _run_in(cfg: DictConfig, run_dir: Path) -> None:
         cpu_backend.tune(cfg.speed)  # nothing off the CPU
         if cfg.stage not in STAGES:
             raise UserError(f"unknown stage '{cfg.stage}': choose one of {', '.join(STAGES)}")
-        if cfg.stage not in DATA_PARALLEL_STAGES and distributed.launched():
-            raise UserError(f"stage '{cfg.stage}' runs in one process; launch it without msrun")
         module, _, function = STAGES[cfg.stage].partition(":")
         getattr(importlib.import_module(module), function)(cfg, run_dir)
         distributed.barrier()  # data parallel: the others exit once rank 0 has written all

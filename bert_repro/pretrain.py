@@ -38,6 +38,7 @@ from bert_repro.models.factory import (
     resolve_pretrained,
 )
 from bert_repro.results.record import run_record, store_record, write_json_atomic
+from bert_repro.training import distributed
 from bert_repro.training.checkpoint import latest_checkpoint
 from bert_repro.training.loop import POSITION_KEYS, Schedule, TrainState, final_metrics, fit
 from bert_repro.training.optim import warmup_steps_for
@@ -163,6 +164,8 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             )
         states.append(state)
         offset += phase.steps
+    if not distributed.is_main():  # data parallel: rank 0 evaluated, saves and records
+        return {}
     total = _merge(states)
     final = {k: v for k, v in total.evals[-1].items() if k not in (*POSITION_KEYS, "phase")}
 
@@ -236,7 +239,9 @@ def _run_phase(
     summary."""
     settings = data_config(cfg.objective, phase.max_seq_length, cfg.data.dupe_factor)
     cache = Path(cfg.paths.runs) / "shards"  # shared by runs with the same data (a sweep)
-    shards = prepare_shards(cfg.data, settings, tokenizer, cfg.seed, cache)
+    shards = _built_by_rank_0(
+        lambda: prepare_shards(cfg.data, settings, tokenizer, cfg.seed, cache)
+    )
     batch_size = cfg.trainer.batch_size
     stream = ShardStream(shards["train"], batch_size, cfg.seed)
     heldout = heldout_batches(
@@ -270,7 +275,8 @@ def _run_phase(
         schedule,
         continue_from,
     )
-    final_metrics(state, lambda: evaluate(model, heldout, objective))
+    if distributed.is_main():  # the other ranks never evaluate
+        final_metrics(state, lambda: evaluate(model, heldout, objective))
     summary = {
         "max_seq_length": phase.max_seq_length,
         "steps": phase.steps,
@@ -279,6 +285,15 @@ def _run_phase(
         "heldout_instances": load_manifest(shards["heldout"])["totals"]["instances"],
     }
     return state, summary
+
+
+def _built_by_rank_0(prepare: Callable[[], dict[str, Path]]) -> dict[str, Path]:
+    """Under msrun, rank 0 builds the (cached, deterministic) shards while the others wait,
+    then they find them in the cache: one writer, and every rank reads the same batches."""
+    if distributed.is_main():
+        shards = prepare()
+    distributed.barrier()
+    return shards if distributed.is_main() else prepare()
 
 
 def _offset_log(

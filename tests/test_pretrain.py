@@ -216,12 +216,14 @@ def test_ltr_model_is_causal(framework):
     assert not np.allclose(hidden[0][0, 4:], hidden[1][0, 4:])
 
 
-def test_grad_accumulation_equals_one_batch(framework):
-    """Two micro-batches give the loss and gradients of the whole batch (dropout off)."""
+def _tiny_batch_and_model(kind: str):
+    """A 1-layer BERT (dropout off) and a 6-row batch: a classifier's, or a pre-training batch
+    whose rows hold 1 or 4 predictions (the loss is a mean over predictions, not rows)."""
     from mindnlp.transformers import BertConfig, BertForSequenceClassification
 
     from bert_repro import backend
-    from bert_repro.training.loop import _accumulated
+    from bert_repro.models.heads import BertPretrainingModel
+    from bert_repro.pretraining.objectives import get_objective, model_batch
 
     backend.seed_everything(0)
     config = BertConfig(
@@ -232,15 +234,38 @@ def test_grad_accumulation_equals_one_batch(framework):
         intermediate_size=32,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
+        bert_repro_objective="mlm_nsp",
     )
-    model = BertForSequenceClassification(config)
-    params = [p for p in model.parameters()]
     rng = np.random.default_rng(0)
-    batch = {
-        "attention_mask": np.ones((6, 5), np.int64),
-        "input_ids": rng.integers(1, 40, (6, 5)),
-        "labels": rng.integers(0, 2, 6),
+    if kind == "classifier":
+        batch = {
+            "attention_mask": np.ones((6, 5), np.int64),
+            "input_ids": rng.integers(1, 40, (6, 5)),
+            "labels": rng.integers(0, 2, 6),
+        }
+        return BertForSequenceClassification(config), batch
+    predictions = np.array([1, 1, 1, 4, 4, 4])[:, None]
+    rows = {
+        "input_ids": rng.integers(5, 40, (6, 8)),
+        "token_type_ids": np.zeros((6, 8), np.int64),
+        "attention_mask": np.ones((6, 8), np.int64),
+        "masked_lm_positions": np.tile(np.arange(1, 5), (6, 1)),
+        "masked_lm_ids": rng.integers(5, 40, (6, 4)),
+        "masked_lm_weights": (np.arange(4) < predictions).astype(np.float32),
+        "next_sentence_label": rng.integers(0, 2, 6),
     }
+    return BertPretrainingModel(config), model_batch(rows, get_objective("mlm_nsp"))
+
+
+@pytest.mark.parametrize("kind", ["classifier", "pretraining"])
+def test_grad_accumulation_equals_one_batch(kind, framework):
+    """Two micro-batches give the loss and gradients of the whole batch (dropout off); so does
+    a data-parallel rank's share, which `_accumulated` weights the same way."""
+    from bert_repro import backend
+    from bert_repro.training.loop import _accumulated
+
+    model, batch = _tiny_batch_and_model(kind)
+    params = [p for p in model.parameters()]
     keys = sorted(batch)
     grad_fn = backend.value_and_grad(
         lambda *t: model(**dict(zip(keys, t, strict=True))).loss, params
@@ -373,22 +398,21 @@ def test_phase_two_continues_phase_ones_schedule_and_optimizer(tmp_path, framewo
     assert int(moments["steps_taken"][0]) == 8  # Adam's t ran on across the boundary
 
 
-@pytest.mark.parametrize("cut_at", [4, 5])  # at the phase boundary; one step into phase 2
-def test_a_run_stopped_around_the_phase_boundary_resumes_exactly(cut_at, tmp_path, framework):
-    """Stopped after `cut_at` steps (as a kill after that checkpoint would), then relaunched:
-    the same final weights as the run that never stopped."""
+def test_a_run_stopped_around_the_phase_boundary_resumes_exactly(tmp_path, framework):
+    """Stopped at the phase boundary or one step into phase 2 (as a kill after that checkpoint
+    would), then relaunched: the same final weights as the run that never stopped."""
     from bert_repro.pretrain import pretrain
 
     def weights(run: str, *extra: str) -> dict[str, np.ndarray]:
-        cfg = pretrain_cfg(tmp_path, "mlm_nsp", *TWO_PHASES, "pretrain.eval_every=1", *extra)
-        pretrain(cfg, tmp_path / run)
+        pretrain(pretrain_cfg(tmp_path, "mlm_nsp", *TWO_PHASES, *extra), tmp_path / run)
         return load_file(tmp_path / run / "checkpoint" / "model.safetensors")
 
     whole = weights("whole")
-    weights("cut", f"trainer.max_steps={cut_at}")
-    resumed = weights("cut")
-    for name, value in whole.items():
-        np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+    for cut_at in (4, 5):
+        weights(f"cut{cut_at}", f"trainer.max_steps={cut_at}")
+        resumed = weights(f"cut{cut_at}")
+        for name, value in whole.items():
+            np.testing.assert_array_equal(resumed[name], value, err_msg=f"{cut_at}: {name}")
 
 
 def finetune_from(objective: str, pretrained, tmp_path: Path, tiny_glue: Path, *extra: str):

@@ -96,6 +96,7 @@ class BertPretrainingModel(BertPreTrainedModel):
         masked_lm_ids: Any,
         masked_lm_weights: Any,
         next_sentence_label: Any = None,
+        masked_lm_count_per_row: Any = None,
     ) -> PretrainingOutput:
         outputs = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         logits = self.cls.predictions(_take(outputs.last_hidden_state, masked_lm_positions))
@@ -103,8 +104,10 @@ class BertPretrainingModel(BertPreTrainedModel):
         token_losses = backend.token_cross_entropy(
             logits.reshape(-1, vocab), masked_lm_ids.reshape(-1)
         ).reshape(batch, predictions)
-        # Google's run_pretraining.py: mean over real predictions, padding slots weigh 0.
-        mlm_loss = (token_losses * masked_lm_weights).sum() / (masked_lm_weights.sum() + 1e-5)
+        # Google's run_pretraining.py: mean over real predictions, padding slots weigh 0. Over
+        # the whole batch's predictions when these rows are a slice of it (model_batch).
+        count = masked_lm_weights if masked_lm_count_per_row is None else masked_lm_count_per_row
+        mlm_loss = (token_losses * masked_lm_weights).sum() / (count.sum() + 1e-5)
         loss, nsp_loss, nsp_logits = mlm_loss, None, None
         if self.nsp:
             nsp_logits = self.cls.seq_relationship(outputs.pooler_output)

@@ -264,6 +264,13 @@ def model_batch(rows: dict[str, np.ndarray], objective: Objective) -> Batch:
         batch["masked_lm_positions"] = rows["masked_lm_positions"].astype(np.int64)
         batch["masked_lm_ids"] = rows["masked_lm_ids"].astype(np.int64)
         batch["masked_lm_weights"] = rows["masked_lm_weights"].astype(np.float32)
+    # The batch's prediction count spread over its rows. A slice of the rows (a micro-batch, a
+    # data-parallel rank's share) divides its token-loss sum by its rows' part of that count, so
+    # the slices' row-weighted losses add up to the whole batch's mean over its predictions.
+    weights = batch["masked_lm_weights"]
+    batch["masked_lm_count_per_row"] = np.full(
+        len(weights), weights.sum() / len(weights), np.float32
+    )
     if objective.nsp:
         batch["next_sentence_label"] = rows["next_sentence_label"].astype(np.int64)
     return batch
