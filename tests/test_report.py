@@ -18,7 +18,6 @@ from bert_repro.report import (
     pending_runs,
     runs_frame,
     summarize,
-    train_log_frame,
     update_readme,
 )
 from bert_repro.report.__main__ import main
@@ -324,16 +323,10 @@ def test_sources_name_record_metrics_of_the_paper_columns() -> None:
     assert ("conll2003_ner", "f1") not in SOURCES  # NER is not reproduced: shown as missing
 
 
-def test_learning_curves_come_from_history_and_an_optional_train_log(store: Path) -> None:
-    records = load_records(store)
-    history = history_frame(records)
+def test_learning_curves_come_from_the_records_history(store: Path) -> None:
+    history = history_frame(load_records(store))
     mrpc = history[(history["task"] == "mrpc") & (history["metric"] == "f1")]
     assert set(mrpc["epoch"]) == {1, 2, 3}
-    demo = next(r for r in records if r.get("experiment") == "default")
-    log = train_log_frame(demo)
-    assert list(log["step"]) == list(range(1, 11)) and "loss" in log
-    elsewhere = next(r for r in records if r.get("task") == "mrpc")
-    assert train_log_frame(elsewhere).empty
 
 
 def test_run_dirs_without_a_record_are_listed(tmp_path: Path) -> None:

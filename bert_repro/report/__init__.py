@@ -27,7 +27,6 @@ from bert_repro.report.aggregate import (
     seed_stats,
     summarize,
     sweep_frame,
-    train_log_frame,
 )
 from bert_repro.report.compare import (
     PROVENANCE,
@@ -68,7 +67,6 @@ __all__ = [
     "summarize",
     "sweep_frame",
     "systems_frame",
-    "train_log_frame",
     "update_readme",
     "wide_table",
     "write_report",

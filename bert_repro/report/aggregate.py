@@ -24,7 +24,7 @@ import pandas as pd
 
 from bert_repro.config import NON_SCIENCE_KEYS
 from bert_repro.report.baselines import degenerate_reason
-from bert_repro.results.record import REPO, repo_relative
+from bert_repro.results.record import repo_relative
 
 METRIC_PREFIX = "metric."
 """Column prefix of the per-run metrics in :func:`runs_frame` (metric keys contain '/')."""
@@ -462,26 +462,6 @@ def history_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 )
     columns = ["run_id", "stage", "task", "experiment", "status", "seed", "lr", *_POSITION]
     return pd.DataFrame(rows, columns=[*columns, "metric", "value"])
-
-
-def train_log_frame(record: dict[str, Any], repo: str | Path = REPO) -> pd.DataFrame:
-    """Per-step training rows (loss, lr, grad norm) from the run dir's ``train_log.jsonl``.
-
-    A relative run dir is relative to ``repo`` (how records store it). Empty when the run dir is
-    not on this machine: the record travels, the run dir may not.
-    """
-    path = Path(repo) / (record.get("run_dir") or "") / "train_log.jsonl"
-    if not record.get("run_dir") or not path.is_file():
-        return pd.DataFrame(columns=["step", "epoch", "loss", "lr", "grad_norm"])
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:  # a line cut short by a crash
-            continue
-        if isinstance(entry, dict) and "loss" in entry:
-            rows.append(entry)
-    return pd.DataFrame(rows)
 
 
 def pending_runs(runs_dir: str | Path) -> pd.DataFrame:
