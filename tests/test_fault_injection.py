@@ -9,11 +9,9 @@ its kill does not count towards N.
 """
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.relaunch import finish, launch
+
 KILLS = 20
 SEED = 20
 COMMAND = [
@@ -35,24 +34,6 @@ COMMAND = [
     "trainer.epochs=3",  # 9 steps: a checkpoint after each, an evaluation after each epoch
     "trainer.checkpoint_every=1",
 ]
-
-
-def launch(root: Path) -> subprocess.Popen:
-    paths = [f"paths.runs={root / 'runs'}", f"paths.results={root / 'results'}"]
-    return subprocess.Popen(
-        [sys.executable, *COMMAND, *paths],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen) -> str:
-    output, _ = process.communicate(timeout=600)
-    assert process.returncode == 0, output[-3000:]
-    return output
 
 
 def outcome(root: Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -95,7 +76,7 @@ def relaunch_kind(output: str) -> str:
 @pytest.mark.slow
 def test_random_kills_then_relaunch_reach_the_same_weights_and_one_record(tmp_path):
     started = time.monotonic()
-    process = launch(tmp_path / "reference")
+    process = launch(COMMAND, tmp_path / "reference")
     first_step(tmp_path / "reference", process)
     training = time.monotonic()
     finish(process)
@@ -108,7 +89,7 @@ def test_random_kills_then_relaunch_reach_the_same_weights_and_one_record(tmp_pa
         if kills == KILLS:
             break
         root = tmp_path / f"launch{attempt:02d}"
-        process = launch(root)
+        process = launch(COMMAND, root)
         if attempt % 2:
             first_step(root, process)
         moment = rng.uniform(0, training if attempt % 2 else duration)
@@ -118,7 +99,7 @@ def test_random_kills_then_relaunch_reach_the_same_weights_and_one_record(tmp_pa
         killed = process.returncode == -signal.SIGKILL
         kills += killed
         state = left_behind(root) if killed else "finished first"
-        output = finish(launch(root))
+        output = finish(launch(COMMAND, root))
         record, final = outcome(root)
         assert record["metrics"] == reference["metrics"] and record["optimizer_steps"] == 9
         assert final.keys() == weights.keys()

@@ -5,17 +5,16 @@ optimizer moments, schedule position, RNG state and data position from the last 
 """
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
+from tests.relaunch import finish, launch
+
 CORPUS = REPO / "tests" / "data" / "pretraining"
 COMMAND = [
     "run.py",
@@ -32,34 +31,16 @@ COMMAND = [
 ]
 
 
-def launch(root: Path) -> subprocess.Popen:
-    paths = [f"paths.runs={root / 'runs'}", f"paths.results={root / 'results'}"]
-    return subprocess.Popen(
-        [sys.executable, *COMMAND, *paths],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen) -> str:
-    output, _ = process.communicate(timeout=600)
-    assert process.returncode == 0, output[-3000:]
-    return output
-
-
 def run_dir(root: Path) -> Path:
     (found,) = (root / "runs" / "pretraining").glob("pretrain_mini_mlm_nsp-*")
     return found
 
 
 def test_sigkill_and_relaunch_reach_the_same_weights_and_loss(tmp_path):
-    finish(launch(tmp_path / "full"))
+    finish(launch(COMMAND, tmp_path / "full"))
 
     killed = tmp_path / "killed"
-    process = launch(killed)
+    process = launch(COMMAND, killed)
     deadline = time.monotonic() + 600
     checkpoints: list[Path] = []
     while not checkpoints and process.poll() is None and time.monotonic() < deadline:
@@ -70,7 +51,7 @@ def test_sigkill_and_relaunch_reach_the_same_weights_and_loss(tmp_path):
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     assert not (run_dir(killed) / "record.json").exists()
 
-    output = finish(launch(killed))
+    output = finish(launch(COMMAND, killed))
     assert "resuming from" in output
     reference, resumed = run_dir(tmp_path / "full"), run_dir(killed)
     records = [json.loads((d / "record.json").read_text()) for d in (reference, resumed)]
