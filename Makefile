@@ -51,18 +51,20 @@ format: venv  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 # The benchmark's PyTorch + Hugging Face reference lives in its own venv: in .venv, mindnlp makes
-# `import torch` answer with mindtorch. torch is installed first, alone, from the CPU wheel index
-# (asking that index for every package would only slow the install where it is unreachable).
+# `import torch` answer with mindtorch. torch is pinned to its CPU build (torch==...+cpu: a plain
+# version would let pip take a multi-GB CUDA build); this machine kind keeps that wheel on disk,
+# where pip finds it. Elsewhere, point TORCH_INDEX at a CPU wheel index that holds it.
 BENCH_VENV  ?= .venv-bench
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 BENCH_ARGS  ?=
 
 bench-venv: $(BENCH_VENV)/.installed  ## create .venv-bench (CPU PyTorch + transformers, pinned)
 
 $(BENCH_VENV)/.installed: requirements/bench.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps --extra-index-url $(TORCH_INDEX) \
-		"$$(grep -E '^torch==' requirements/bench.txt)"
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps \
+		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$$(grep -E '^torch==' requirements/bench.txt)" \
+		|| { echo "no CPU torch wheel found: set TORCH_INDEX=<a CPU wheel index>"; exit 1; }
 	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -r requirements/bench.txt
 	@touch $@
 
