@@ -69,4 +69,4 @@ $(BENCH_VENV)/.installed: requirements/bench.txt
 	@touch $@
 
 bench: venv bench-venv  ## benchmark vs PyTorch + HF -> results/bench/ (BENCH_ARGS=--quick: smoke)
-	$(PY) -m bert_repro.bench --ref-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+	$(PY) -m benchmarks --ref-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from transformers import BertForPreTraining
 
-from bert_repro.bench.reference import bert_adamw
+from benchmarks.reference import bert_adamw
 from bert_repro.pretraining.objectives import OBJECTIVES, ShardStream, heldout_batches, model_batch
 
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from typing import Any
 
-from bert_repro.bench.harness import REPO, Context
-from bert_repro.bench.table import Row, single
+from benchmarks.harness import REPO, Context
+from benchmarks.table import Row, single
 
 
 def _child(ctx: Context, mode: str, copies: int) -> dict[str, Any]:
@@ -20,7 +20,7 @@ def _child(ctx: Context, mode: str, copies: int) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
-        "bert_repro.bench.builder",
+        "benchmarks.builder",
         mode,
         f"--root={args.corpus_root}",
         "--corpus",

@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from benchmarks.table import Row
 from bert_repro import cpu_backend
-from bert_repro.bench.table import Row
-from bert_repro.config import CONF_DIR, ModelConfig
 from bert_repro.models.factory import ARCH_KEYS, DROPOUT_KEYS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -32,12 +31,6 @@ class Context:
     reference_versions: dict[str, str] = field(default_factory=dict)
 
 
-def model_config(name: str) -> DictConfig:
-    """A size preset from conf/model/, validated against the schema (as run.py composes it)."""
-    preset = OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml")
-    return OmegaConf.merge(OmegaConf.structured(ModelConfig), preset)
-
-
 def hf_arch(model_cfg: DictConfig) -> dict[str, Any]:
     """The preset as Hugging Face BertConfig keyword arguments (the reference builds from these)."""
     return {k: model_cfg[k] for k in (*ARCH_KEYS, *DROPOUT_KEYS)}
@@ -50,7 +43,7 @@ def run_reference(ctx: Context, job: dict[str, Any], name: str) -> dict[str, Any
     job_path.write_text(json.dumps(job))
     env = {**os.environ, "PYTHONPATH": str(REPO), "TRANSFORMERS_VERBOSITY": "error"}
     env = cpu_backend.without_own_env(env)  # the reference runs with PyTorch's own defaults
-    command = [ctx.args.ref_python, "-m", "bert_repro.bench.reference", job_path, out_path]
+    command = [ctx.args.ref_python, "-m", "benchmarks.reference", job_path, out_path]
     print(f"  reference ({ctx.args.ref_python}): {name}", flush=True)
     subprocess.run([str(c) for c in command], cwd=REPO, env=env, check=True)
     result = json.loads(out_path.read_text())

@@ -1,4 +1,4 @@
-"""Parts (a) and (d): a pre-training step, ours against PyTorch + HF, and its share of the peak.
+"""Part (a): a pre-training step at each size preset, ours against PyTorch + HF.
 
 Ours is the project's own step: `build_pretraining_model` (masked-only MLM head + NSP),
 `backend.value_and_grad`, global-norm clipping and the fused AdamWeightDecay, as `fit` runs them.
@@ -6,18 +6,16 @@ Ours is the project's own step: `build_pretraining_model` (masked-only MLM head 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from benchmarks.flops import Shape
+from benchmarks.harness import Context, hf_arch, run_reference
+from benchmarks.stats import summarize, time_calls
+from benchmarks.table import Row
 from bert_repro import backend
-from bert_repro.bench.flops import Shape, matmul_flops, step_flops
-from bert_repro.bench.harness import Context, hf_arch, model_config, run_reference
-from bert_repro.bench.inputs import pretraining_batch
-from bert_repro.bench.stats import invert, summarize, time_calls
-from bert_repro.bench.table import Row, single
 from bert_repro.config import OptimConfig
+from bert_repro.pretraining.synthetic import model_config, pretraining_batch
 
 LR = 1e-4  # BERT's pre-training learning rate; the step costs the same at any value
 VARIANTS = {
@@ -61,7 +59,7 @@ def step_shape(ctx: Context, model_cfg: DictConfig) -> Shape:
     )
 
 
-def _ours(ctx: Context) -> dict[str, list[float]]:
+def our_step_times(ctx: Context) -> dict[str, list[float]]:
     """Our step times per model, measured once per run (parts a and d both need them)."""
     store = ctx.raw.setdefault("pretrain_step", {"ours": {}, "inputs": {}})
     args = ctx.args
@@ -83,7 +81,7 @@ def _ours(ctx: Context) -> dict[str, list[float]]:
 def step_part(ctx: Context) -> None:
     """(a) ms/step of ours vs PyTorch + HF with the same head, and vs BertForPreTraining."""
     args = ctx.args
-    ours = _ours(ctx)
+    ours = our_step_times(ctx)
     store = ctx.raw["pretrain_step"]
     cases = [
         {"name": n, "arch": hf_arch(model_config(n)), "inputs": store["inputs"][n]}
@@ -109,68 +107,3 @@ def step_part(ctx: Context) -> None:
             )
             case = f"{name} {args.batch}x{args.seq_len}, {args.predictions} masked"
             ctx.rows.append(Row("a", case, "ms/step", mine, label, ref, False, note))
-
-
-def _matmul_seconds(n: int, reps: int) -> dict[str, list[float]]:
-    import mindspore
-
-    a, b = np.random.default_rng(0).standard_normal((2, n, n), dtype=np.float32)
-    ta, tb = mindspore.Tensor(a), mindspore.Tensor(b)
-    return {
-        "numpy": time_calls(lambda: a @ b, 1, reps),
-        "mindspore": time_calls(lambda: mindspore.ops.matmul(ta, tb).asnumpy(), 1, reps),
-    }
-
-
-def flops_part(ctx: Context) -> None:
-    """(d) achieved FLOP/s of our step (analytic count) as a fraction of the dense matmul peak."""
-    args = ctx.args
-    n = args.matmul_size
-    print(f"  dense matmul {n}^3 float32 (numpy, MindSpore)", flush=True)
-    seconds = _matmul_seconds(n, max(args.reps, 3))
-    rates = {k: invert(summarize(v), matmul_flops(n) / 1e9) for k, v in seconds.items()}
-    peak = max(r["max"] for r in rates.values())
-    ctx.rows.append(
-        Row(
-            "d",
-            f"dense matmul {n}^3 float32",
-            "GFLOP/s",
-            rates["mindspore"],
-            "numpy",
-            rates["numpy"],
-            True,
-        )
-    )
-    ours = _ours(ctx)
-    reference = ctx.raw["pretrain_step"].get("reference", {})
-    counts = {}
-    for name in args.models:
-        shape = step_shape(ctx, model_config(name))
-        flops = step_flops(shape)
-        counts[name] = {
-            "masked_only": flops,
-            "full_head": step_flops(replace(shape, predictions=args.seq_len)),
-        }
-        note = f"{flops['total'] / 1e9:.1f} GFLOP/step"
-        if name in reference:
-            ref_rate = invert(summarize(reference[name]["hf_masked"]), flops["total"] / 1e9)
-            note += f"; PyTorch masked-only {ref_rate['median'] / peak:.0%} of peak"
-        mine = invert(summarize(ours[name]), flops["total"] / 1e9)
-        ctx.rows.append(
-            Row(
-                "d",
-                f"{name} pre-training step",
-                "GFLOP/s",
-                mine,
-                "dense matmul peak (best)",
-                single(peak),
-                None,
-                note,
-            )
-        )
-    ctx.raw["flops"] = {
-        "matmul_seconds": seconds,
-        "matmul_size": n,
-        "peak_gflops": peak,
-        "per_step": counts,
-    }

@@ -1,16 +1,25 @@
-"""Inputs both sides read from one `.npz`: identical token ids, masks and labels by construction."""
+"""A pre-training step without a corpus: a size preset and a synthetic masked batch.
+
+For what times or checks one step rather than learning anything (the benchmark in benchmarks/,
+`python -m bert_repro.doctor`, the backend's tests): identical inputs on every run and on both
+sides of a comparison, and no data to download.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from itertools import pairwise
-
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
-from bert_repro.data.batching import Encoded
+from bert_repro.config import CONF_DIR, ModelConfig
 
 CLS, SEP, MASK = 101, 102, 103  # bert-base-uncased ids; the rest is drawn above the specials
 FIRST_WORD_ID = 999
+
+
+def model_config(name: str) -> DictConfig:
+    """A size preset from conf/model/, validated against the schema (as run.py composes it)."""
+    preset = OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml")
+    return OmegaConf.merge(OmegaConf.structured(ModelConfig), preset)
 
 
 def pretraining_batch(
@@ -38,24 +47,3 @@ def pretraining_batch(
         "masked_lm_weights": np.ones((batch, predictions), np.float32),
         "next_sentence_label": rng.integers(0, 2, batch, dtype=np.int64),
     }
-
-
-def pack_encoded(name: str, data: Encoded) -> dict[str, np.ndarray]:
-    """Ragged tokenized examples as flat arrays (for `np.savez`) under `name.*`."""
-    return {
-        f"{name}.ids": np.concatenate(data.input_ids),
-        f"{name}.types": np.concatenate(data.token_type_ids),
-        f"{name}.offsets": np.concatenate([[0], np.cumsum(data.lengths)]),
-        f"{name}.labels": data.labels,
-    }
-
-
-def unpack_encoded(arrays: Mapping[str, np.ndarray], name: str) -> Encoded:
-    """The inverse of `pack_encoded`."""
-    bounds = arrays[f"{name}.offsets"]
-    cut = list(pairwise(bounds))
-    return Encoded(
-        [arrays[f"{name}.ids"][a:b] for a, b in cut],
-        [arrays[f"{name}.types"][a:b] for a, b in cut],
-        arrays[f"{name}.labels"],
-    )

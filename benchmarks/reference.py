@@ -1,6 +1,6 @@
 """The PyTorch + Hugging Face side, run by the reference interpreter (`--ref-python`):
 
-    <ref-python> -m bert_repro.bench.reference job.json result.json
+    <ref-python> -m benchmarks.reference job.json result.json
 
 It never runs in the project's environment (there `import torch` is mindtorch). Besides torch,
 transformers and numpy it imports only numpy-only project modules, so the data it trains on is
@@ -23,10 +23,10 @@ from torch.nn import functional as F
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 from transformers.models.bert.modeling_bert import BertPreTrainedModel, BertPreTrainingHeads
 
-from bert_repro.bench.flops import Shape
-from bert_repro.bench.inputs import unpack_encoded
-from bert_repro.bench.ops import op_cases
-from bert_repro.bench.stats import time_calls
+from benchmarks.flops import Shape
+from benchmarks.inputs import unpack_encoded
+from benchmarks.ops import op_cases
+from benchmarks.stats import time_calls
 from bert_repro.data.batching import Encoded, collate, epoch_batches, eval_batches
 
 NO_DECAY = ("bias", "LayerNorm.weight")
@@ -181,10 +181,10 @@ def finetune_epoch(job: dict[str, Any], variant: str) -> dict[str, Any]:
     }
 
 
-def op_times(job: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+def op_times(job: dict[str, Any], shape: Shape) -> dict[str, dict[str, list[float]]]:
     """Seconds of each building block, forward + backward and forward alone (part e)."""
     times = {}
-    for name, (params, loss) in op_cases(torch, Shape(**job["shape"])).items():
+    for name, (params, loss) in op_cases(torch, shape).items():
 
         def train(params: list[Any] = params, loss: Any = loss) -> float:
             loss().backward()
@@ -223,7 +223,9 @@ def main(job_path: str, out_path: str) -> None:
             for case in job["cases"]
         }
     elif job["kind"] == "ops":
-        result["runs"] = op_times(job)
+        result["runs"] = {
+            model: op_times(job, Shape(**shape)) for model, shape in job["shapes"].items()
+        }
     else:
         result["runs"] = {v: finetune_epoch(job, v) for v in job["variants"]}
     Path(out_path).write_text(json.dumps(result))

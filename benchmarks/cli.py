@@ -1,8 +1,8 @@
-"""`python -m bert_repro.bench`: run the benchmark parts, print the ratio table, save the results.
+"""`python -m benchmarks`: run the benchmark parts, print the ratio table, save the results.
 
-python -m bert_repro.bench                 # everything, full shapes (17 min on 2 cores, 2026-12-01)
-python -m bert_repro.bench --quick         # smoke test: tiny shapes, 2 repetitions
-python -m bert_repro.bench --only a,d --reps 10 --ref-python .venv-ref/bin/python
+python -m benchmarks                 # everything, full shapes (minutes: see README's Benchmarks)
+python -m benchmarks --quick         # smoke test: tiny shapes, 2 repetitions
+python -m benchmarks --only a,d --reps 10 --ref-python .venv-ref/bin/python
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from bert_repro.bench.data_builder import builder_part
-from bert_repro.bench.finetuning import finetune_part
-from bert_repro.bench.harness import REPO, Context
-from bert_repro.bench.op_profile import op_part
-from bert_repro.bench.pretraining_step import flops_part, step_part
-from bert_repro.bench.table import markdown
+from benchmarks.harness import REPO, Context
+from benchmarks.part_a_step import step_part
+from benchmarks.part_b_finetune import finetune_part
+from benchmarks.part_c_builder import builder_part
+from benchmarks.part_d_flops import flops_part
+from benchmarks.part_e_blocks import op_part
+from benchmarks.table import markdown
 from bert_repro.config import CONF_DIR
 
 PARTS: dict[str, tuple[str, Callable[[Context], None]]] = {
@@ -36,7 +37,7 @@ PARTS: dict[str, tuple[str, Callable[[Context], None]]] = {
 REF_PYTHONS = (".venv-bench/bin/python", ".venv-ref/bin/python")  # first found is the default
 _CORPUS = OmegaConf.load(CONF_DIR / "data" / "corpus.yaml")
 FULL: dict[str, Any] = {
-    "models": ["bert_mini", "bert_small"],
+    "models": ["bert_tiny", "bert_mini", "bert_small"],
     "batch": 32,
     "seq_len": 128,
     "predictions": 20,
@@ -75,7 +76,7 @@ def default_ref_python() -> str | None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Options, with the shape defaults of the full run or of `--quick` filled in."""
     parser = argparse.ArgumentParser(
-        prog="python -m bert_repro.bench", description=__doc__.splitlines()[0]
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--quick", action="store_true", help="tiny shapes: a smoke test")
     parser.add_argument("--only", type=_csv, default=list(PARTS), help="parts, e.g. a,d")
@@ -94,7 +95,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="ours with MindSpore's async op queue, not speed.blocking_cpu_launch (before)",
     )
     parser.add_argument("--ref-python", default=default_ref_python(), help="PyTorch interpreter")
-    parser.add_argument("--models", type=_csv, help="size presets for a/d (bert_mini,bert_small)")
+    parser.add_argument("--models", type=_csv, help="size presets for a, d, e (all three)")
     parser.add_argument("--batch", type=int, help="pre-training batch (32)")
     parser.add_argument("--seq-len", type=int, help="pre-training sequence length (128)")
     parser.add_argument("--predictions", type=int, help="masked positions per sequence (20)")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bert_repro.bench.flops import Shape
+from benchmarks.flops import Shape
 
 OpCase = tuple[list[Any], Callable[[], Any]]  # (tensors to differentiate, () -> scalar loss)
 # How often each encoder layer calls a block; the others run once per step.

@@ -1,7 +1,7 @@
 """The benchmark's pure pieces: FLOP counting, statistics, the ratio table, options, inputs.
 
 The benchmark itself never runs here (it takes minutes even with --quick); the `slow` test at the
-end runs `python -m bert_repro.bench --quick` end to end.
+end runs `python -m benchmarks --quick` end to end.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_repro.bench.cli import PARTS, default_ref_python, parse_args
-from bert_repro.bench.finetuning import max_train_examples
-from bert_repro.bench.flops import Shape, matmul_flops, step_flops
-from bert_repro.bench.inputs import MASK, pack_encoded, pretraining_batch, unpack_encoded
-from bert_repro.bench.stats import invert, summarize, time_calls
-from bert_repro.bench.table import Row, better, fmt, markdown, single
+from benchmarks.cli import PARTS, default_ref_python, parse_args
+from benchmarks.flops import Shape, matmul_flops, step_flops
+from benchmarks.inputs import pack_encoded, unpack_encoded
+from benchmarks.part_b_finetune import max_train_examples
+from benchmarks.stats import invert, summarize, time_calls
+from benchmarks.table import Row, better, fmt, markdown, single
 from bert_repro.data.batching import Encoded
+from bert_repro.pretraining.synthetic import MASK, pretraining_batch
 
 REPO = Path(__file__).resolve().parents[1]
 BERT_MINI = Shape(
@@ -94,7 +95,10 @@ def test_markdown_table_formats_values_and_ratio():
 
 def test_parse_args_quick_full_and_explicit_values():
     full = parse_args(["--ref-python", "py"])
-    assert full.models == ["bert_mini", "bert_small"] and (full.batch, full.seq_len) == (32, 128)
+    assert full.models == ["bert_tiny", "bert_mini", "bert_small"] and (
+        full.batch,
+        full.seq_len,
+    ) == (32, 128)
     assert (full.predictions, full.reps, full.matmul_size) == (20, 5, 2048)
     assert full.only == list(PARTS) and full.max_train_examples is None
     quick = parse_args(["--quick", "--ref-python", "py", "--reps", "3", "--only", "d,a"])
@@ -148,7 +152,7 @@ def test_encoded_examples_round_trip_through_flat_arrays():
 def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
     if not default_ref_python():
         pytest.skip("no PyTorch reference venv (make bench-venv)")
-    command = [sys.executable, "-m", "bert_repro.bench", "--quick", f"--out-dir={tmp_path}"]
+    command = [sys.executable, "-m", "benchmarks", "--quick", f"--out-dir={tmp_path}"]
     subprocess.run(command, cwd=REPO, check=True, timeout=1800)
     (report,) = tmp_path.glob("*-quick.md")
     table = report.read_text()
@@ -158,8 +162,8 @@ def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
 
 def test_every_profiled_block_runs_forward_and_backward_on_our_side(framework):
     """Part (e)'s blocks at tiny shapes: a finite loss and a gradient for every input."""
+    from benchmarks.ops import PER_LAYER, op_cases
     from bert_repro import backend
-    from bert_repro.bench.ops import PER_LAYER, op_cases
 
     shape = Shape(
         layers=1, hidden=16, intermediate=64, vocab=50, batch=2, seq_len=8, predictions=3, heads=2

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from bert_repro.bench.harness import Context, model_config, run_reference
-from bert_repro.bench.inputs import pack_encoded
-from bert_repro.bench.table import Row, single
+from benchmarks.harness import Context, run_reference
+from benchmarks.inputs import pack_encoded
+from benchmarks.table import Row, single
+from bert_repro.pretraining.synthetic import model_config
 
 MODEL = "minilm_l6"
 BATCH = 32
@@ -64,7 +65,7 @@ def _config(ctx: Context, task: str, max_train: int | None) -> DictConfig:
             "trainer.resume=false",
             "trainer.keep_checkpoints=1",
             f"optim.lr={args.lr}",
-            "speed.group_by_length=true",
+            "trainer.group_by_length=true",
             f"seed={args.seed}",
             "hub.offline=true",
             f"paths.runs={ctx.work / 'runs'}",
@@ -96,9 +97,9 @@ def _write_inputs(cfg: DictConfig, path: Path) -> tuple[Any, int]:
 
 def finetune_part(ctx: Context) -> None:
     """(b) one epoch per task: train seconds and the dev metric reached, ours vs reference."""
-    from bert_repro.finetune import finetune
     from bert_repro.metrics.glue import glue_metrics
     from bert_repro.models.factory import resolve_pretrained
+    from bert_repro.finetune import finetune
     from bert_repro.tasks.glue import get_task
 
     args = ctx.args

@@ -1,6 +1,6 @@
 """One measurement of part (c) in a fresh interpreter, so the peak RSS it reports is its own:
 
-    python -m bert_repro.bench.builder {tokenize|build} --root R --corpus L:P ... --out r.json
+    python -m benchmarks.builder {tokenize|build} --root R --corpus L:P ... --out r.json
 
 `tokenize` times the fast tokenizer alone over the corpus sentences (held in memory first);
 `build` times the project's streaming builder (documents -> masked instances -> shards) over the

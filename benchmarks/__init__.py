@@ -1,4 +1,4 @@
-"""Benchmarks against PyTorch + Hugging Face on the same machine: `python -m bert_repro.bench`.
+"""Benchmarks against PyTorch + Hugging Face on the same machine: `python -m benchmarks`.
 
 The PyTorch side runs in a separate interpreter (`--ref-python`): importing mindnlp makes
 `import torch` answer with mindtorch, so the two frameworks can never share a process. Both sides

@@ -1,3 +1,0 @@
-from bert_repro.bench.cli import main
-
-main()
