@@ -80,17 +80,24 @@ def dropout_rows(first: int, count: int, total: int) -> Iterator[None]:
 def _seeded_cpu_dropout(input, p: float, seed, offset):
     import mindtorch
 
-    key = np.array([DropoutStream.seed, DropoutStream.calls], dtype=np.uint64)
+    call = DropoutStream.calls
     DropoutStream.calls += 1
-    rng = np.random.Generator(np.random.Philox(key=key))
-    shape, part = tuple(input.shape), slice(None)
+    shape, first = tuple(input.shape), 0
     if DropoutStream.rows is not None:
-        first, count, total = DropoutStream.rows
+        start, count, total = DropoutStream.rows
         per_row = shape[0] // count
-        part = slice(first * per_row, (first + count) * per_row)
+        first = start * per_row * (input.numel() // shape[0])  # this rank's place in the draw
         shape = (total * per_row, *shape[1:])
-    keep = rng.random(shape, dtype=np.float32)[part] >= p
-    mask = mindtorch.tensor(keep.astype(np.float32) / (1.0 - p), dtype=input.dtype)
+    if _Fused.ops is not None and input.dtype == mindtorch.float32:
+        key = np.array([DropoutStream.seed, call, first], dtype=np.int64)
+        # numpy's float32 rounding of the threshold and of 1 / (1 - p), as in the host path
+        rate = np.array([p, np.float32(1.0) / np.float32(1.0 - p)], dtype=np.float32)
+        return _Fused.ops.dropout(input, mindtorch.tensor(key), mindtorch.tensor(rate))
+    rng = np.random.Generator(np.random.Philox(key=np.array([DropoutStream.seed, call], np.uint64)))
+    keep = rng.random(shape, dtype=np.float32).reshape(-1)[first : first + input.numel()] >= p
+    mask = mindtorch.tensor(
+        keep.reshape(input.shape).astype(np.float32) / (1.0 - p), dtype=input.dtype
+    )
     return input * mask, mask
 
 
@@ -181,22 +188,29 @@ class _Fused:
 
 
 def use_fused_cpu_kernels(enabled: bool) -> bool:
-    """Run exact GELU, LayerNorm and the pre-training token loss on CPU through the fused kernels
-    of `cpu_kernels` (same math, fewer passes over memory); returns whether they are on. Off, off
-    the CPU, or when the kernels cannot be built here, mindtorch's stock ops run."""
+    """Run exact GELU, LayerNorm, the embedding lookup, dropout, the pre-training token loss and
+    the optimizer step on CPU through the fused kernels of `cpu_kernels` (same math, fewer passes
+    over memory, fewer launches); returns whether they are on. Off, off the CPU, or when the
+    kernels cannot be built here, mindtorch's stock ops and MindSpore's optimizer kernel run."""
     from mindtorch._apis import cpu
 
     if not _Fused.stock:
-        _Fused.stock.update(gelu=cpu.gelu, layer_norm=cpu.layer_norm)
+        _Fused.stock.update(gelu=cpu.gelu, layer_norm=cpu.layer_norm, embedding=cpu.embedding)
     cpu.gelu, cpu.layer_norm = _Fused.stock["gelu"], _Fused.stock["layer_norm"]
+    cpu.embedding = _Fused.stock["embedding"]
     _Fused.ops = None
     library = cpu_kernels.build() if enabled and on_cpu() else None
     if library is None:
         return False
     _Fused.ops = cpu_kernels.fused_ops(library)
-    cpu.gelu, cpu.layer_norm = _fused_gelu, _fused_layer_norm
+    cpu.gelu, cpu.layer_norm, cpu.embedding = _fused_gelu, _fused_layer_norm, _fused_embedding
     cpu.fused_cross_entropy = _Fused.ops.cross_entropy
     return True
+
+
+def fused_ops() -> cpu_kernels.FusedOps | None:
+    """The fused kernels when they are on (CPU, built), else None: the optimizer asks."""
+    return _Fused.ops
 
 
 def _fused_gelu(input, approximate):
@@ -205,6 +219,18 @@ def _fused_gelu(input, approximate):
     if approximate == "none" and input.dtype == mindtorch.float32:
         return _Fused.ops.gelu(input)
     return _Fused.stock["gelu"](input, approximate)
+
+
+def _fused_embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq):
+    """A row gather whose gradient touches only the rows the ids name. Like the stock op
+    (mindtorch's Gather), it ignores padding_idx: that row's gradient is kept."""
+    import mindtorch
+
+    if max_norm is None and weight.dtype == mindtorch.float32 and weight.ndim == 2:
+        return _Fused.ops.embedding(weight, input)
+    return _Fused.stock["embedding"](
+        input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq
+    )
 
 
 def _fused_layer_norm(input, normalized_shape, weight, bias, eps=1e-5):

@@ -82,6 +82,10 @@ class FusedOps:
     gelu: Any
     layer_norm: Any
     cross_entropy: Any
+    dropout: Any
+    embedding: Any  # (table, ids) -> rows
+    sum_of_squares: Any  # (*tensors) -> float32 (1,)
+    adam: Any  # (*params, *m, *v, *grads, hyper, decay) -> (1,); the first three in place
 
 
 def fused_ops(library: Path) -> FusedOps:
@@ -119,4 +123,42 @@ def fused_ops(library: Path) -> FusedOps:
         func_type="aot",
         bprop=ce_bprop,
     )
-    return FusedOps(library, gelu, layer_norm, cross_entropy)
+
+    def dropout_bprop(x: Any, key: Any, rate: Any, out: Any, dout: Any) -> tuple:
+        return ops.mul(dout[0], out[1]), ops.zeros_like(key), ops.zeros_like(rate)
+
+    dropout = op("DropoutForward", lambda x, key, rate: (x, x), dropout_bprop)
+
+    embedding_backward = op("EmbeddingBackward", lambda ids, dout, table: table)
+
+    def embedding_bprop(table: Any, ids: Any, out: Any, dout: Any) -> tuple:
+        return embedding_backward(ids, dout, table), ops.zeros_like(ids)
+
+    embedding = ops.Custom(
+        f"{library}:EmbeddingForward",
+        out_shape=lambda table, ids: [*ids, table[1]],
+        out_dtype=lambda table, ids: table,
+        func_type="aot",
+        bprop=embedding_bprop,
+    )
+
+    def scalar(name: str) -> Any:
+        """An op over any number of tensors whose output is one float32 (for the in-place
+        update, a dummy: a Custom op must have an output)."""
+        return ops.Custom(
+            f"{library}:{name}",
+            out_shape=lambda *shapes: [1],
+            out_dtype=lambda *dtypes: float32,
+            func_type="aot",
+        )
+
+    return FusedOps(
+        library,
+        gelu,
+        layer_norm,
+        cross_entropy,
+        dropout,
+        embedding,
+        scalar("SumOfSquares"),
+        scalar("AdamWeightDecayMulti"),
+    )

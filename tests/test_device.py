@@ -81,7 +81,7 @@ def test_cpu_target_gets_every_cpu_fix_and_speed_setting():
     assert seen["set_device"] == ["CPU"] and seen["tensor_device"] == "cpu"
     assert seen["omp_wait_policy"] == "PASSIVE"
     fused = seen["tuned"]["fused_cpu_kernels"]  # False only where no C++ compiler exists
-    kernels = ["gelu", "layer_norm"] if fused else []
+    kernels = ["embedding", "gelu", "layer_norm"] if fused else []
     assert seen["patched"] == sorted(["dense", "dropout", "sub", *kernels])
     assert seen["kernel_builds"] == 1 and seen["launch_blocking"] == 1
     assert seen["tuned"]["blocking_cpu_launch"]

@@ -26,9 +26,21 @@ def numpy_adam(param, grads, decay: float, corrected: bool) -> np.ndarray:
     return param
 
 
+@pytest.fixture(params=[False, True], ids=["per-tensor", "fused"])
+def fused_kernels(request, framework):
+    """The optimizer both ways: MindSpore's kernel per tensor, and the one fused CPU launch."""
+    from bert_repro import cpu_backend
+
+    if cpu_backend.use_fused_cpu_kernels(request.param) is not request.param:
+        pytest.skip("no C++ compiler here")
+    yield request.param
+    cpu_backend.use_fused_cpu_kernels(False)
+
+
 @pytest.mark.parametrize("corrected", [False, True])
-def test_update_matches_numpy_reference(framework, corrected):
-    """Three steps on a decayed weight and an undecayed bias, gradients of changing size."""
+def test_update_matches_numpy_reference(fused_kernels, corrected):
+    """Three steps on a decayed weight and an undecayed bias, gradients of changing size; the
+    last one clipped (scaled by 0.5), as the training step passes it."""
     import mindspore
 
     from bert_repro.training.optim import AdamWeightDecay
@@ -44,12 +56,28 @@ def test_update_matches_numpy_reference(framework, corrected):
         (k, mindspore.Parameter(mindspore.Tensor(v.copy()), name=k)) for k, v in start.items()
     ]
     optimizer = AdamWeightDecay(params, BETAS, EPS, DECAY, ["bias"], bias_correction=corrected)
-    for i in range(3):
-        optimizer.step([mindspore.Tensor(grads[k][i]) for k in start], LR)
+    scales = (1.0, 1.0, 0.5)
+    for i, scale in enumerate(scales):
+        optimizer.step([mindspore.Tensor(grads[k][i]) for k in start], LR, scale)
     for name, param in params:
         decay = 0.0 if name.endswith("bias") else DECAY
-        expected = numpy_adam(start[name].astype(np.float64), grads[name], decay, corrected)
+        seen = [g * scale for g, scale in zip(grads[name], scales, strict=True)]
+        expected = numpy_adam(start[name].astype(np.float64), seen, decay, corrected)
         np.testing.assert_allclose(param.asnumpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_global_norm_and_clip_scale(fused_kernels):
+    import mindspore
+
+    from bert_repro.training.optim import clip_scale, global_norm
+
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal(s).astype(np.float32) for s in ((70000,), (3, 5), (1,))]
+    norm = global_norm([mindspore.Tensor(g) for g in grads])
+    expected = np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))
+    assert norm == pytest.approx(expected, rel=1e-6)
+    assert clip_scale(norm, 0.0) == 1.0 and clip_scale(norm, 2 * norm) == 1.0
+    assert clip_scale(norm, 1.0) == pytest.approx(1.0 / norm)
 
 
 def test_step_count_survives_a_checkpoint(framework):

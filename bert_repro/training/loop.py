@@ -30,7 +30,8 @@ from bert_repro.training.checkpoint import (
 )
 from bert_repro.training.optim import (
     AdamWeightDecay,
-    clip_by_global_norm,
+    clip_scale,
+    global_norm,
     linear_warmup_decay,
     warmup_steps_for,
 )
@@ -90,7 +91,7 @@ def _accumulated(
         return grad_fn(*[backend.to_tensor(batch[k]) for k in keys])
     import mindspore
 
-    ops = mindspore.ops  # raw MindSpore ops, as in clip_by_global_norm
+    ops = mindspore.ops  # raw MindSpore ops, as in global_norm
     rows = len(batch[keys[0]])
     loss_sum, total = 0.0, None
     for index in np.array_split(np.arange(rows), min(micro_batches, rows)):
@@ -141,8 +142,8 @@ def make_train_step(
         loss, grads, finite = mixed.unscale(*_accumulated(grad_fn, batch, keys, micro_batches))
         if not finite:
             return loss, float("inf")
-        grads, grad_norm = clip_by_global_norm(grads, optim_cfg.max_grad_norm)
-        optimizer.step(grads, lr)
+        grad_norm = global_norm(grads)
+        optimizer.step(grads, lr, clip_scale(grad_norm, optim_cfg.max_grad_norm))
         return loss, grad_norm
 
     return optimizer, step
