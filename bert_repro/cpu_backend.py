@@ -107,14 +107,19 @@ def _dense_as_matmul(input, weight, bias=None):
     mindtorch sends Linear to MindSpore's Dense kernel, which on CPU took 5x longer on the
     (batch, length, hidden) inputs of BERT than a MatMul of the flattened rows (bench part e:
     186 vs 37 ms forward, BERT-mini's H->4H). Same values; gradients by MindSpore's autodiff.
+    With the fused kernels the bias is theirs: BiasAdd and BiasAddGrad took ~130 ms per step on
+    the MLM decoder's logits alone.
     """
+    import mindspore
     from mindtorch._apis import cpu
     from mindtorch._op_prim.cpu import legacy
 
     shape = input.shape
     rows = cpu.reshape(input, (-1, shape[-1])) if len(shape) != 2 else input
     out = legacy.mat_mul(rows, weight, False, True)
-    if bias is not None:
+    if bias is not None and _Fused.ops is not None and out.dtype == bias.dtype == mindspore.float32:
+        out = _Fused.ops.bias_add(out, bias)
+    elif bias is not None:
         out = legacy.bias_add(out, bias, "NCHW")
     return cpu.reshape(out, (*shape[:-1], out.shape[-1])) if len(shape) != 2 else out
 
@@ -188,22 +193,26 @@ class _Fused:
 
 
 def use_fused_cpu_kernels(enabled: bool) -> bool:
-    """Run exact GELU, LayerNorm, the embedding lookup, dropout, the pre-training token loss and
-    the optimizer step on CPU through the fused kernels of `cpu_kernels` (same math, fewer passes
-    over memory, fewer launches); returns whether they are on. Off, off the CPU, or when the
-    kernels cannot be built here, mindtorch's stock ops and MindSpore's optimizer kernel run."""
+    """Run exact GELU, LayerNorm, softmax, the embedding lookup, dropout, linear biases, the
+    pre-training token loss and the optimizer step on CPU through the fused kernels of
+    `cpu_kernels` (same math, fewer passes over memory, fewer launches); returns whether they are
+    on. Off, off the CPU, or when the kernels cannot be built here, mindtorch's stock ops and
+    MindSpore's optimizer kernel run."""
     from mindtorch._apis import cpu
 
     if not _Fused.stock:
-        _Fused.stock.update(gelu=cpu.gelu, layer_norm=cpu.layer_norm, embedding=cpu.embedding)
+        _Fused.stock.update(
+            gelu=cpu.gelu, layer_norm=cpu.layer_norm, embedding=cpu.embedding, softmax=cpu.softmax
+        )
     cpu.gelu, cpu.layer_norm = _Fused.stock["gelu"], _Fused.stock["layer_norm"]
-    cpu.embedding = _Fused.stock["embedding"]
+    cpu.embedding, cpu.softmax = _Fused.stock["embedding"], _Fused.stock["softmax"]
     _Fused.ops = None
     library = cpu_kernels.build() if enabled and on_cpu() else None
     if library is None:
         return False
     _Fused.ops = cpu_kernels.fused_ops(library)
     cpu.gelu, cpu.layer_norm, cpu.embedding = _fused_gelu, _fused_layer_norm, _fused_embedding
+    cpu.softmax = _fused_softmax
     cpu.fused_cross_entropy = _Fused.ops.cross_entropy
     return True
 
@@ -219,6 +228,14 @@ def _fused_gelu(input, approximate):
     if approximate == "none" and input.dtype == mindtorch.float32:
         return _Fused.ops.gelu(input)
     return _Fused.stock["gelu"](input, approximate)
+
+
+def _fused_softmax(input, axis):
+    import mindtorch
+
+    if axis in (None, -1, input.ndim - 1) and input.dtype == mindtorch.float32:
+        return _Fused.ops.softmax(input)
+    return _Fused.stock["softmax"](input, axis)
 
 
 def _fused_embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq):

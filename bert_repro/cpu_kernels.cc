@@ -350,3 +350,83 @@ extern "C" int EmbeddingBackward(int, void **params, int *ndims, int64_t **shape
   }
   return 0;
 }
+
+// A linear layer's bias: y = x + b on every row, and its gradient, the column sums of dy.
+// MindSpore's BiasAdd and BiasAddGrad took ~130 ms per step on the masked MLM decoder's
+// (640, 30522) logits alone. The threads split the columns: each sums its rows in order.
+extern "C" int BiasAddForward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *x = static_cast<const float *>(params[0]);
+  const float *b = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  const int64_t d = shapes[1][0], rows = Count(ndims[0], shapes[0]) / d;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+#pragma omp simd
+    for (int64_t j = 0; j < d; j++) y[r * d + j] = x[r * d + j] + b[j];
+  }
+  return 0;
+}
+
+// params: dy (rows, d), b (d; its shape only) -> db (d)
+extern "C" int BiasGrad(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *dy = static_cast<const float *>(params[0]);
+  float *db = static_cast<float *>(params[2]);
+  const int64_t d = shapes[1][0], rows = Count(ndims[0], shapes[0]) / d;
+#pragma omp parallel
+  {
+    const int threads = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t cols = (d + threads - 1) / threads;
+    const int64_t c0 = me * cols, c1 = c0 + cols < d ? c0 + cols : d;
+    for (int64_t c = c0; c < c1; c++) db[c] = 0.0f;
+    for (int64_t r = 0; r < rows && c0 < c1; r++) {
+#pragma omp simd
+      for (int64_t c = c0; c < c1; c++) db[c] += dy[r * d + c];
+    }
+  }
+  return 0;
+}
+
+// Softmax over the last axis and its gradient dx = y * (dy - sum(dy * y)), one pass per row
+// (MindSpore expands the gradient into four broadcasting kernels: ~40 ms per step for BERT-tiny).
+extern "C" int SoftmaxForward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  const int64_t d = shapes[0][ndims[0] - 1], rows = Count(ndims[0], shapes[0]) / d;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * d;
+    float *yr = y + r * d;
+    float top = xr[0];
+#pragma omp simd reduction(max : top)
+    for (int64_t j = 1; j < d; j++) top = xr[j] > top ? xr[j] : top;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < d; j++) {
+      yr[j] = std::exp(xr[j] - top);
+      sum += yr[j];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < d; j++) yr[j] *= inv;
+  }
+  return 0;
+}
+
+// params: y (softmax output), dy -> dx
+extern "C" int SoftmaxBackward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *y = static_cast<const float *>(params[0]);
+  const float *dy = static_cast<const float *>(params[1]);
+  float *dx = static_cast<float *>(params[2]);
+  const int64_t d = shapes[0][ndims[0] - 1], rows = Count(ndims[0], shapes[0]) / d;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *yr = y + r * d, *dyr = dy + r * d;
+    float *dxr = dx + r * d;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t j = 0; j < d; j++) dot += yr[j] * dyr[j];
+#pragma omp simd
+    for (int64_t j = 0; j < d; j++) dxr[j] = yr[j] * (dyr[j] - dot);
+  }
+  return 0;
+}

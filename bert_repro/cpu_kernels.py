@@ -84,6 +84,8 @@ class FusedOps:
     cross_entropy: Any
     dropout: Any
     embedding: Any  # (table, ids) -> rows
+    bias_add: Any  # (x (rows, d), b (d)) -> x + b
+    softmax: Any  # over the last axis
     sum_of_squares: Any  # (*tensors) -> float32 (1,)
     adam: Any  # (*params, *m, *v, *grads, hyper, decay) -> (1,); the first three in place
 
@@ -142,6 +144,13 @@ def fused_ops(library: Path) -> FusedOps:
         bprop=embedding_bprop,
     )
 
+    bias_grad = op("BiasGrad", lambda dy, b: b)
+    bias_add = op(
+        "BiasAddForward", lambda x, b: x, lambda x, b, out, dout: (dout, bias_grad(dout, b))
+    )
+    softmax_backward = op("SoftmaxBackward", lambda y, dy: y)
+    softmax = op("SoftmaxForward", lambda x: x, lambda x, out, dout: (softmax_backward(out, dout),))
+
     def scalar(name: str) -> Any:
         """An op over any number of tensors whose output is one float32 (for the in-place
         update, a dummy: a Custom op must have an output)."""
@@ -159,6 +168,8 @@ def fused_ops(library: Path) -> FusedOps:
         cross_entropy,
         dropout,
         embedding,
+        bias_add,
+        softmax,
         scalar("SumOfSquares"),
         scalar("AdamWeightDecayMulti"),
     )

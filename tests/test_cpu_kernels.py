@@ -94,6 +94,22 @@ def test_token_cross_entropy_ignores_negative_targets_like_torch(fused):
     assert np.all(grad.asnumpy()[1] == 0)
 
 
+def test_softmax_matches_stock_values_and_gradient(fused):
+    torch = fused
+    x, weights = tensors(torch, (2, 3, 5, 33), (2, 3, 5, 33), scale=3.0)
+    x, weights = torch.nn.Parameter(x), weights.abs()  # no cancellation in the summed loss
+    loss = lambda: (torch.nn.functional.softmax(x, dim=-1) * weights).sum()  # noqa: E731
+    assert_same(both(torch, loss, [x]))
+
+
+def test_linear_bias_matches_stock_bias_add_and_its_gradient(fused):
+    torch = fused
+    x, w, b, weights = tensors(torch, (3, 4, 16), (40, 16), (40,), (3, 4, 40))
+    params = [torch.nn.Parameter(t) for t in (x, w, b)]
+    loss = lambda: (torch.nn.functional.linear(*params) * weights).sum()  # noqa: E731
+    assert_same(both(torch, loss, params))
+
+
 def test_embedding_matches_stock_gather_and_its_gradient(fused):
     """Repeated ids sum into their row; rows no id names get a zero gradient."""
     torch = fused

@@ -55,6 +55,8 @@ print(json.dumps({
             ("sub", mindtorch.ops.sub),
             ("gelu", mindtorch._apis.cpu.gelu),
             ("layer_norm", mindtorch._apis.cpu.layer_norm),
+            ("embedding", mindtorch._apis.cpu.embedding),
+            ("softmax", mindtorch._apis.cpu.softmax),
         ]
         if op.__module__ == "bert_repro.cpu_backend"
     ),
@@ -81,7 +83,7 @@ def test_cpu_target_gets_every_cpu_fix_and_speed_setting():
     assert seen["set_device"] == ["CPU"] and seen["tensor_device"] == "cpu"
     assert seen["omp_wait_policy"] == "PASSIVE"
     fused = seen["tuned"]["fused_cpu_kernels"]  # False only where no C++ compiler exists
-    kernels = ["embedding", "gelu", "layer_norm"] if fused else []
+    kernels = ["embedding", "gelu", "layer_norm", "softmax"] if fused else []
     assert seen["patched"] == sorted(["dense", "dropout", "sub", *kernels])
     assert seen["kernel_builds"] == 1 and seen["launch_blocking"] == 1
     assert seen["tuned"]["blocking_cpu_launch"]
