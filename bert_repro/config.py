@@ -134,7 +134,7 @@ class SpeedConfig:
     group_by_length: bool = False  # length-grouped batches: less padding, same examples per epoch
     eval_batch_size: int = 64
     cpu_threads: int | None = None  # MindSpore CPU kernel threads (None: MindSpore's default)
-    fused_cpu_kernels: bool = True  # bert_repro/cpu_kernels.cc for GELU, LayerNorm, token loss
+    fused_cpu_kernels: bool = True  # bert_repro/cpu_kernels.cc: elementwise ops, loss, AdamW
     blocking_cpu_launch: bool = True  # CPU: each op runs when called (no async queue spinning)
 
 

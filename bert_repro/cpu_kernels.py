@@ -1,4 +1,5 @@
-"""Fused C++ kernels for the CPU ops MindSpore runs slowest: exact GELU, LayerNorm, cross-entropy.
+"""Fused C++ kernels for the CPU ops MindSpore runs slowest (GELU, LayerNorm, softmax, biases,
+embedding, dropout, cross-entropy) and a two-launch optimizer step.
 
 Why our own kernels: MindSpore 2.7 on CPU runs GELU as five elementwise kernels and LayerNorm and
 the softmax cross-entropy as several more, each reading and writing the whole tensor. Bench part
