@@ -6,6 +6,8 @@ Ours is the project's own step: `build_pretraining_model` (masked-only MLM head 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,15 +26,16 @@ VARIANTS = {
 }
 
 
-def _our_step_seconds(
-    ctx: Context, model_cfg: DictConfig, batch: dict[str, np.ndarray]
-) -> list[float]:
+def our_train_step(
+    model_cfg: DictConfig, batch: dict[str, np.ndarray], seed: int
+) -> Callable[[], float]:
+    """One training step of our stack on `batch`, as `fit` runs it; returns the loss."""
     from bert_repro.pretrain import build_pretraining_model
     from bert_repro.pretraining.objectives import get_objective
     from bert_repro.training.loop import make_train_step
 
     optim = OmegaConf.structured(OptimConfig)
-    backend.seed_everything(ctx.args.seed)
+    backend.seed_everything(seed)
     model, _, _ = build_pretraining_model(model_cfg, get_objective("mlm_nsp"))
     model.train()
     _, train_step = make_train_step(model, optim, sorted(batch))
@@ -40,6 +43,13 @@ def _our_step_seconds(
     def step() -> float:
         return train_step(batch, LR)[0]
 
+    return step
+
+
+def _our_step_seconds(
+    ctx: Context, model_cfg: DictConfig, batch: dict[str, np.ndarray]
+) -> list[float]:
+    step = our_train_step(model_cfg, batch, ctx.args.seed)
     return time_calls(step, ctx.args.warmup, ctx.args.reps)
 
 
