@@ -1,4 +1,4 @@
-"""Entry point: `python run.py +experiment=glue_mrpc [overrides]` (see README.md)."""
+"""Entry point: `python run.py experiment=glue_mrpc [overrides]` (see README.md)."""
 
 import sys
 
@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from bert_repro.cli import preflight, run_stage
-from bert_repro.config import register
+from bert_repro.config import canonical_overrides, register
 
 register()
 
@@ -17,5 +17,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = canonical_overrides(sys.argv[1:])
     preflight(sys.argv[1:])
     main()

@@ -35,7 +35,11 @@ PARTS: dict[str, tuple[str, Callable[[Context], None]]] = {
     "e": ("the step's building blocks, forward + backward: where the time goes", op_part),
 }
 REF_PYTHONS = (".venv-bench/bin/python", ".venv-ref/bin/python")  # first found is the default
-_CORPUS = OmegaConf.load(CONF_DIR / "data" / "corpus.yaml")
+# data=corpus as the run sees it: its root is ${paths.data}/corpus (conf/config.yaml)
+_CORPUS = OmegaConf.merge(
+    {"paths": OmegaConf.load(CONF_DIR / "config.yaml").paths},
+    {"data": OmegaConf.load(CONF_DIR / "data" / "corpus.yaml")},
+).data
 FULL: dict[str, Any] = {
     "models": ["bert_tiny", "bert_mini", "bert_small"],
     "batch": 32,
@@ -128,13 +132,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _save(ctx: Context, table: str) -> Path:
-    from bert_repro.results.record import (
-        git_state,
-        machine_info,
-        now_iso,
-        package_versions,
-        write_json_atomic,
-    )
+    from bert_repro.data.io import write_json_atomic
+    from bert_repro.results.record import git_state, machine_info, now_iso, package_versions
 
     args = ctx.args
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")

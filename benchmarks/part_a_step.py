@@ -30,7 +30,7 @@ def our_train_step(
     model_cfg: DictConfig, batch: dict[str, np.ndarray], seed: int
 ) -> Callable[[], float]:
     """One training step of our stack on `batch`, as `fit` runs it; returns the loss."""
-    from bert_repro.pretrain import build_pretraining_model
+    from bert_repro.models.factory import build_pretraining_model
     from bert_repro.pretraining.objectives import get_objective
     from bert_repro.training.loop import make_train_step
 

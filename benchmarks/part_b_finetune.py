@@ -65,7 +65,7 @@ def _config(ctx: Context, task: str, max_train: int | None) -> DictConfig:
             "trainer.resume=false",
             "trainer.keep_checkpoints=1",
             f"optim.lr={args.lr}",
-            "speed.group_by_length=true",
+            "trainer.group_by_length=true",
             f"seed={args.seed}",
             "hub.offline=true",
             f"paths.runs={ctx.work / 'runs'}",
@@ -97,9 +97,9 @@ def _write_inputs(cfg: DictConfig, path: Path) -> tuple[Any, int]:
 
 def finetune_part(ctx: Context) -> None:
     """(b) one epoch per task: train seconds and the dev metric reached, ours vs reference."""
-    from bert_repro.finetune import finetune
     from bert_repro.metrics.glue import glue_metrics
     from bert_repro.models.factory import resolve_pretrained
+    from bert_repro.stages.finetune import run as finetune
     from bert_repro.tasks.glue import get_task
 
     args = ctx.args

@@ -1,4 +1,7 @@
-"""The one module that touches the MindSpore / mindtorch runtime (its API is still moving).
+"""Where the framework loads (once, lazily: the first stage, model or batch that needs it) and the
+MindSpore / mindtorch runtime calls the stages make (its API is still moving); training/ and the
+CPU modules call MindSpore ops of their own. data/, metrics/, paper/, report/ and results/ never
+import it (tests/test_import_boundaries.py).
 
 Everything model-side runs through mindnlp 0.5, which serves Hugging Face's model code on MindSpore
 via `mindtorch` (a torch-compatible layer). What about that stack shapes this file:

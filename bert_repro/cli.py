@@ -17,21 +17,16 @@ from hydra.errors import CompactHydraException, HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bert_repro.config import CONF_DIR, group_options, register
+from bert_repro.config import CONF_DIR, canonical_overrides, group_options, register
 from bert_repro.errors import UserError
 from bert_repro.results.record import git_state
 from bert_repro.runs import exclusive, finished_record, remove_if_stub, repair_store
 from bert_repro.training import distributed
 from bert_repro.validate import check_settings
 
-# Each stage is one function (cfg, run_dir) -> result record; imported only when it runs. Each
-# runs alone or data-parallel under msrun (training/distributed.py: rank 0 writes).
-STAGES = {
-    "finetune": "bert_repro.finetune:finetune",
-    "squad": "bert_repro.qa:squad",
-    "swag": "bert_repro.multiple_choice:swag",
-    "pretrain": "bert_repro.pretrain:pretrain",
-}
+# Stage <key> is bert_repro/stages/<key>.py, whose run(cfg, run_dir) returns the result record;
+# imported only when it runs. Each runs alone or data-parallel under msrun (rank 0 writes).
+STAGES = ("finetune", "squad", "swag", "pretrain")
 GROUPS = ("model", "task", "optim", "trainer", "data", "objective", "speed", "logger", "experiment")
 
 
@@ -50,7 +45,7 @@ def preflight(argv: list[str]) -> None:
 
     Sweep values (a,b,c) are checked through their first value; Hydra flags are left alone.
     """
-    overrides = get_args_parser().parse_args(argv).overrides
+    overrides = canonical_overrides(get_args_parser().parse_args(argv).overrides)
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as err:
@@ -196,8 +191,7 @@ def _run_in(cfg: DictConfig, run_dir: Path) -> None:
         cpu_backend.tune(cfg.speed)  # nothing off the CPU
         if cfg.stage not in STAGES:
             raise UserError(f"unknown stage '{cfg.stage}': choose one of {', '.join(STAGES)}")
-        module, _, function = STAGES[cfg.stage].partition(":")
-        getattr(importlib.import_module(module), function)(cfg, run_dir)
+        importlib.import_module(f"bert_repro.stages.{cfg.stage}").run(cfg, run_dir)
         distributed.barrier()  # data parallel: the others exit once rank 0 has written all
     except BaseException:
         if distributed.is_main():

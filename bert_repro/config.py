@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,9 @@ class TrainerConfig:
     eval_every_epoch: bool = True
     grad_accum_steps: int = 1  # batch_size is split into this many micro-batches per step
     precision: str = "fp32"  # fp32 (the paper's) | bf16 | fp16: GPU/Ascend mixed precision
+    # Length-grouped batches: less padding, the same examples per epoch, but other examples share
+    # a batch (so other updates): science, in the run id when on.
+    group_by_length: bool = False
 
 
 @dataclass
@@ -96,7 +100,7 @@ class DataConfig:
     dev_split_train_fraction: float | None = None
     dev_split_seed: int = 0
     # Pre-training text (source: corpus): "<layout>:<path under root>", layouts lines | file |
-    # wikitext (bert_repro/pretraining/documents.py); a folder stands for its *.txt files.
+    # wikitext (bert_repro/data/corpus.py); a folder stands for its *.txt files.
     corpus: list[str] = field(default_factory=list)
     dupe_factor: int = 10  # masking passes over the corpus (Google's create_pretraining_data)
     heldout_every: int = 20  # every N-th document is held out for evaluation
@@ -131,7 +135,6 @@ class PretrainConfig:
 class SpeedConfig:
     """Speed only: these settings must not change the result, only how fast it comes."""
 
-    group_by_length: bool = False  # length-grouped batches: less padding, same examples per epoch
     eval_batch_size: int = 64
     cpu_threads: int | None = None  # MindSpore CPU kernel threads (None: MindSpore's default)
     fused_cpu_kernels: bool = True  # bert_repro/cpu_kernels.cc: elementwise ops, loss, AdamW
@@ -159,6 +162,9 @@ class HubConfig:
 
 @dataclass
 class PathsConfig:
+    """Where things are on this machine; never in the run id."""
+
+    data: str = "../shared/data"  # real datasets (conf/config.yaml: $BERT_REPRO_DATA if set)
     runs: str = "runs"
     results: str = "results"
 
@@ -191,7 +197,11 @@ NON_SCIENCE_KEYS = ("speed", "logger", "hub", "paths", "sweep", "experiment", "d
 # Science keys added after records existed, at the value that reproduces those records: left out
 # of the id at that value, so older runs keep their ids (and resume) and only the new choice
 # gets a new one.
-ADDED_SCIENCE_DEFAULTS = {("optim", "bias_correction"): False, ("trainer", "precision"): "fp32"}
+ADDED_SCIENCE_DEFAULTS = {
+    ("optim", "bias_correction"): False,
+    ("trainer", "precision"): "fp32",
+    ("trainer", "group_by_length"): False,  # was speed.group_by_length, outside the id
+}
 
 
 def run_id(cfg: DictConfig | dict) -> str:
@@ -223,6 +233,12 @@ def register() -> None:
     ConfigStore.instance().store(name="base_config", node=Config)
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", _run_id_resolver)
+
+
+def canonical_overrides(overrides: Sequence[str]) -> list[str]:
+    """`+experiment=x` as `experiment=x`: conf/config.yaml has an `experiment: null` slot, which
+    Hydra refuses to append to; both spellings pick a preset (the README's is the `+` one)."""
+    return [o.removeprefix("+") if o.startswith("+experiment=") else o for o in overrides]
 
 
 def group_options(group: str) -> list[str]:

@@ -49,7 +49,7 @@ def step_losses(model: str, batch: int, seq_len: int, precision: str, weights: P
     from omegaconf import OmegaConf
 
     from bert_repro.config import OptimConfig
-    from bert_repro.pretrain import build_pretraining_model
+    from bert_repro.models.factory import build_pretraining_model
     from bert_repro.pretraining.objectives import get_objective
     from bert_repro.pretraining.synthetic import model_config, pretraining_batch
     from bert_repro.training.loop import load_model_weights, make_train_step, model_weights

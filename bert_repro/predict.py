@@ -1,5 +1,8 @@
 """Inference with a fine-tuned checkpoint: label raw sentences, or write a GLUE test submission.
 
+A command line over the GLUE stage's evaluation (`stages/finetune.py`) and the model factory's
+`load_finetuned`; what is here is input reading and the submission format.
+
     python -m bert_repro.predict --model runs/sst2/<run>/checkpoint "a gorgeous film" "a dull mess"
     python -m bert_repro.predict --model <ckpt> --pair "A man is eating." "Someone eats."
     python -m bert_repro.predict --model <ckpt> --file inputs.tsv   # a line each; TAB splits a pair
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,53 +24,12 @@ from typing import Any
 import numpy as np
 
 from bert_repro import backend
-from bert_repro.data.batching import Encoded, collate, encode, eval_batches
+from bert_repro.data.batching import encode
 from bert_repro.data.glue import Example, load_local
 from bert_repro.errors import UserError
-from bert_repro.models.factory import check_safetensors, from_pretrained
-from bert_repro.tasks.glue import GlueTask, get_task
-
-
-def predict_scores(model: Any, data: Encoded, batch_size: int, pad_id: int) -> np.ndarray:
-    """Logits (or regression scores) for every example, in the data's order."""
-    model.eval()
-    out: np.ndarray | None = None
-    with backend.no_grad():
-        for index in eval_batches(data.lengths, batch_size):
-            batch = collate(data, index, pad_id)
-            batch.pop("labels", None)
-            inputs = {k: backend.to_tensor(v) for k, v in batch.items()}
-            logits = backend.to_numpy(model(**inputs).logits)
-            if out is None:
-                out = np.zeros((len(data), logits.shape[1]), np.float32)
-            out[index] = logits
-    return out if out is not None else np.zeros((0, 1), np.float32)
-
-
-def to_predictions(scores: np.ndarray, task: GlueTask) -> np.ndarray:
-    return scores[:, 0] if task.is_regression else scores.argmax(-1)
-
-
-def load_finetuned(directory: str) -> tuple[Any, Any, GlueTask]:
-    """A checkpoint written by a fine-tuning run (<run dir>/checkpoint)."""
-    from mindnlp.transformers import AutoTokenizer, BertForSequenceClassification
-
-    path = Path(directory)
-    meta = path / "bert_repro_task.json"
-    if not meta.is_file():
-        raise UserError(
-            f"{path} is not a fine-tuned checkpoint (no {meta.name}); use <run dir>/checkpoint"
-        )
-    task = get_task(json.loads(meta.read_text())["task"])
-    config = json.loads((path / "config.json").read_text())
-    check_safetensors(path / "model.safetensors")
-    model_class: Any = BertForSequenceClassification
-    if config.get("bert_repro_head", "linear") != "linear" or config.get("is_decoder"):
-        from bert_repro.models.heads import BertClassifier  # BiLSTM head or causal pooling
-
-        model_class = BertClassifier
-    model = backend.place(from_pretrained(model_class, str(path), str(path)))
-    return model, AutoTokenizer.from_pretrained(str(path)), task
+from bert_repro.models.factory import load_finetuned
+from bert_repro.stages.finetune import predict_scores, to_predictions
+from bert_repro.tasks.glue import GlueTask
 
 
 def read_inputs(args: argparse.Namespace) -> list[Example]:

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bert_repro.data.io import file_mode, write_json_atomic
 from bert_repro.errors import UserError
-from bert_repro.files import file_mode
-from bert_repro.results.record import store_path, write_json_atomic
+from bert_repro.results.record import store_path
 from bert_repro.training import distributed
 
 LOCK = ".lock"

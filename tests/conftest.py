@@ -1,5 +1,6 @@
 """Shared fixtures: where the optional real data lives, and a skip when it is absent."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,16 +9,48 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Load mindnlp before any test module imports `transformers`.
+# Test modules that never touch the framework (nor transformers, which must load after it): a
+# run of only these never loads MindSpore, which takes seconds; the session checks that it did not.
+FRAMEWORK_FREE = {
+    "test_catalogue.py",
+    "test_config.py",
+    "test_glue_metrics.py",
+    "test_import_boundaries.py",
+    "test_notebooks.py",
+    "test_paper_tables.py",
+    "test_report.py",
+    "test_squad_metrics.py",
+    "test_sweeps.py",
+}
 
-    mindnlp patches transformers when it is imported; a test module that imports transformers
-    first (the data builder's do) leaves later model tests with a half-patched library.
-    """
+
+def pytest_configure(config: pytest.Config) -> None:
     from bert_repro import backend
 
     backend.configure_hub("https://huggingface.co", offline=True)
-    backend.load_framework("cpu")  # the suite tests the CPU path; other targets are simulated
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
+    """Load mindnlp before a test module that may need it is imported.
+
+    mindnlp patches transformers when it is imported; a test module that imports transformers
+    first (the data builder's do) leaves later model tests with a half-patched library. pytest
+    sees every file of the folder before it imports any, so this runs before them all.
+    """
+    name = file_path.name
+    if name.startswith("test_") and name.endswith(".py") and name not in FRAMEWORK_FREE:
+        from bert_repro import backend
+
+        backend.load_framework("cpu")  # the suite tests the CPU path; others are simulated
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run of framework-free modules only must not have loaded MindSpore after all."""
+    from bert_repro import backend
+
+    if backend._FRAMEWORK is None and "mindspore" in sys.modules and exitstatus == 0:
+        print("\nerror: a test module in tests/conftest.py FRAMEWORK_FREE loaded MindSpore")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -28,19 +61,24 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def compose(overrides: list[str], tmp_path: Path):
-    """The resolved config `python run.py <overrides>` would run, with output under tmp_path."""
+def compose(overrides: list[str], tmp_path: Path, with_hydra: bool = False):
+    """The resolved config `python run.py <overrides>` would run, with output under tmp_path
+    (`with_hydra`: and Hydra's own node: launcher, sweeper, run dirs)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from bert_repro.config import CONF_DIR, register
+    from bert_repro.config import CONF_DIR, canonical_overrides, register
 
     register()
     GlobalHydra.instance().clear()
     paths = [f"paths.runs={tmp_path / 'runs'}", f"paths.results={tmp_path / 'results'}"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=overrides + paths)
+        cfg = hydra_compose(
+            config_name="config",
+            overrides=canonical_overrides(overrides) + paths,
+            return_hydra_config=with_hydra,
+        )
     GlobalHydra.instance().clear()
     return cfg
 

@@ -35,7 +35,7 @@ import sys
 from omegaconf import OmegaConf
 from bert_repro import backend, cpu_backend
 from bert_repro.config import OptimConfig
-from bert_repro.pretrain import build_pretraining_model
+from bert_repro.models.factory import build_pretraining_model
 from bert_repro.pretraining.objectives import get_objective
 from bert_repro.pretraining.synthetic import model_config, pretraining_batch
 from bert_repro.training.loop import make_train_step

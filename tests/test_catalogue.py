@@ -12,7 +12,7 @@ from bert_repro.experiments import __main__ as cli
 from bert_repro.experiments import catalogue
 from bert_repro.experiments.catalogue import definitions, expand
 from bert_repro.experiments.estimate import Estimate, non_embedding_params
-from tests.test_sweeps import hydra_config
+from tests.conftest import compose
 
 TABLES = [
     "figure5_steps",
@@ -77,7 +77,7 @@ def test_plan_run_dir_is_the_one_hydra_creates(tmp_path):
     assert len(run.points) == 8  # the preset's lr grid x the definition's 2 seeds
     point = run.points[5]
     values = [f"{key}={value}" for key, value in point.values.items()]
-    cfg = hydra_config([*run.overrides, *values], tmp_path)  # adds paths under tmp_path
+    cfg = compose([*run.overrides, *values], tmp_path, with_hydra=True)  # adds paths under tmp_path
     cfg.paths.runs = RUNS
     assert point.run_dir == catalogue.run_dir(cfg)
     assert cfg.optim.lr == point.values["optim.lr"] and cfg.seed == point.values["seed"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bert_repro.config import group_options
-from bert_repro.finetune import finetune
+from bert_repro.stages.finetune import run as finetune
 from tests.conftest import TINY, compose
 
 GLUE_EXPERIMENTS = [name for name in group_options("experiment") if name.startswith("glue_")]

@@ -20,12 +20,12 @@ import pytest
 
 from bert_repro.cli import _run_in
 from bert_repro.data.glue import load_local
+from bert_repro.data.io import file_mode, write_json_atomic
+from bert_repro.data.squad import read_squad_file
 from bert_repro.errors import UserError
-from bert_repro.files import file_mode
-from bert_repro.results.record import store_path, write_json_atomic
+from bert_repro.results.record import store_path
 from bert_repro.runs import exclusive, finished_record, remove_if_stub
 from bert_repro.tasks.glue import get_task
-from bert_repro.tasks.squad import read_squad_file
 from bert_repro.training import checkpoint
 from bert_repro.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from bert_repro.validate import check_settings
@@ -230,10 +230,9 @@ def test_stub_removal_keeps_any_run_that_trained(tmp_path):
 def test_second_launch_of_a_running_config_says_already_running(tmp_path):
     """Case 4: this process holds the run dir's lock as a running launch does; the same
     command launched again stops at once, naming our pid, and touches nothing."""
-    from tests.test_sweeps import hydra_config
 
     overrides = [*TINY, "task=rte", "trainer.max_steps=1"]
-    run_dir = Path(hydra_config(overrides, tmp_path).hydra.run.dir)
+    run_dir = Path(compose(overrides, tmp_path, with_hydra=True).hydra.run.dir)
     paths = [f"paths.runs={tmp_path}/runs", f"paths.results={tmp_path}/results"]
     with exclusive(run_dir):
         result = run(["run.py", *overrides, *paths])
@@ -291,7 +290,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_finite_checkpoint(
 ):
     """Case 6: from the 4th step on the loss is NaN. The checkpoint after step 3 holds the
     weights that gave it, so it goes; step 2's is kept and named."""
-    from bert_repro.finetune import finetune
+    from bert_repro.stages.finetune import run as finetune
     from bert_repro.training import loop
 
     real = loop.make_train_step
@@ -345,8 +344,7 @@ def test_weights_that_disagree_with_their_config_are_one_line(tiny_weights, tmp_
 
 def test_truncated_weights_are_one_line_for_training_and_predict(tiny_weights, tmp_path):
     """Case 5: a model.safetensors cut short, given to predict or as model.pretrained."""
-    from bert_repro.models.factory import resolve_pretrained
-    from bert_repro.predict import load_finetuned
+    from bert_repro.models.factory import load_finetuned, resolve_pretrained
 
     copy = _copy(tiny_weights, tmp_path)
     weights = copy / "model.safetensors"

@@ -127,15 +127,19 @@ def test_precision_is_in_the_run_id_only_when_not_fp32(tmp_path):
 def test_record_stores_device_and_precision(tmp_path):
     import time
 
-    from bert_repro.results.record import run_record
+    from bert_repro.stages.common import record_run
     from bert_repro.training.loop import TrainState
+    from bert_repro.training.run_logger import RunLogger
 
-    record = run_record(
-        compose([], tmp_path),
+    cfg = compose([], tmp_path)
+    record = record_run(
+        cfg,
         tmp_path,
+        RunLogger(cfg, tmp_path),
+        "nothing else",
         stage="finetune",
         task="sst2",
-        metrics={},
+        metrics={"accuracy": 50.0},
         headline="accuracy",
         state=TrainState(),
         planned_steps=0,

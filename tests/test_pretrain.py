@@ -81,7 +81,7 @@ def test_bert_base_preset_follows_the_paper(tmp_path):
 
 def test_phases_split_the_steps_90_10(tmp_path, framework):
     from bert_repro.errors import UserError
-    from bert_repro.pretrain import plan_phases
+    from bert_repro.stages.pretrain import plan_phases
 
     phases = plan_phases(compose(["+experiment=pretrain_bert_base"], tmp_path), tmp_path)
     assert [(p.max_seq_length, p.steps) for p in phases] == [(128, 900_000), (512, 100_000)]
@@ -280,7 +280,7 @@ def test_grad_accumulation_equals_one_batch(kind, framework):
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, framework):
     """Each objective's tiny pre-training run (4 steps), made once: (record, run dir)."""
-    from bert_repro.pretrain import pretrain
+    from bert_repro.stages.pretrain import run as pretrain
 
     made = {}
 
@@ -330,9 +330,9 @@ def test_exported_checkpoint_is_hashed_in_the_record_and_fine_tunes(
 ):
     """results/checkpoints/<name>/: config, vocab, safetensors weights (float16 storage loads back
     as float32), sha256 in the record, usable as model.pretrained."""
-    from bert_repro.finetune import finetune
     from bert_repro.models.factory import build_classifier, sha256_file
     from bert_repro.pretraining.export import export_run
+    from bert_repro.stages.finetune import run as finetune
 
     _, run_dir = pretrained("mlm_nsp")
     export = export_run(run_dir, tmp_path / "results", dtype, name="tiny")
@@ -381,7 +381,7 @@ TWO_PHASES = (
 def test_phase_two_continues_phase_ones_schedule_and_optimizer(tmp_path, framework):
     """The paper's phases are one run: one warmup and one linear decay over all steps, and the
     second phase takes over the first's Adam moments and step count."""
-    from bert_repro.pretrain import pretrain
+    from bert_repro.stages.pretrain import run as pretrain
     from bert_repro.training.checkpoint import latest_checkpoint, load_checkpoint
     from bert_repro.training.optim import linear_warmup_decay
 
@@ -401,7 +401,7 @@ def test_phase_two_continues_phase_ones_schedule_and_optimizer(tmp_path, framewo
 def test_a_run_stopped_around_the_phase_boundary_resumes_exactly(tmp_path, framework):
     """Stopped at the phase boundary or one step into phase 2 (as a kill after that checkpoint
     would), then relaunched: the same final weights as the run that never stopped."""
-    from bert_repro.pretrain import pretrain
+    from bert_repro.stages.pretrain import run as pretrain
 
     def weights(run: str, *extra: str) -> dict[str, np.ndarray]:
         pretrain(pretrain_cfg(tmp_path, "mlm_nsp", *TWO_PHASES, *extra), tmp_path / run)
@@ -416,7 +416,7 @@ def test_a_run_stopped_around_the_phase_boundary_resumes_exactly(tmp_path, frame
 
 
 def finetune_from(objective: str, pretrained, tmp_path: Path, tiny_glue: Path, *extra: str):
-    from bert_repro.finetune import finetune
+    from bert_repro.stages.finetune import run as finetune
 
     checkpoint = pretrained(objective)[1] / "checkpoint"
     overrides = [*TINY, "task=rte", "data=local", f"data.root={tiny_glue}"]
@@ -487,7 +487,7 @@ def test_pretraining_continues_from_an_encoder_only_checkpoint(framework, tmp_pa
     from omegaconf import OmegaConf
 
     from bert_repro.config import ModelConfig
-    from bert_repro.pretrain import build_pretraining_model
+    from bert_repro.models.factory import build_pretraining_model
     from bert_repro.pretraining.objectives import get_objective
 
     encoder = BertModel(tiny_model("mlm").config)

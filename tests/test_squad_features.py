@@ -11,11 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from bert_repro.errors import UserError
-from bert_repro.models.factory import SHIPPED_VOCAB
-from bert_repro.tasks.squad import (
+from bert_repro.data.squad import (
     SAMPLES_DIR,
-    build_features,
     hub_rows_to_squad,
     load_squad,
     local_squad_file,
@@ -23,6 +20,9 @@ from bert_repro.tasks.squad import (
     read_squad_file,
     split_articles,
 )
+from bert_repro.data.squad_features import build_features
+from bert_repro.errors import UserError
+from bert_repro.models.factory import SHIPPED_VOCAB
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import re
 
 import pytest
 
+from bert_repro.data.squad import load_squad_json
 from bert_repro.metrics.squad import (
     apply_null_threshold,
     exact_match,
     f1_score,
     gold_answers,
-    load_squad_json,
     normalize_answer,
     squad_v1_scores,
     squad_v2_scores,

@@ -6,12 +6,13 @@ import json
 import numpy as np
 import pytest
 
+from bert_repro.data.squad import SAMPLES_DIR, Answer, SquadExample
+from bert_repro.data.squad_features import build_features
 from bert_repro.errors import UserError
 from bert_repro.metrics.squad import squad_v1_scores, squad_v2_scores
+from bert_repro.metrics.squad_answers import postprocess
 from bert_repro.models.factory import SHIPPED_VOCAB
-from bert_repro.qa import squad
-from bert_repro.tasks.squad import SAMPLES_DIR, Answer, SquadExample, build_features
-from bert_repro.tasks.squad_postprocess import postprocess
+from bert_repro.stages.squad import run as squad
 from tests.conftest import TINY, compose
 
 CONTEXT = (

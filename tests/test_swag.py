@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
+from bert_repro.data.swag import SAMPLE_FILE, choice_pairs, load_swag, read_swag_file
 from bert_repro.errors import UserError
-from bert_repro.multiple_choice import choice_batch, example_lengths, swag
-from bert_repro.tasks.swag import SAMPLE_FILE, choice_pairs, load_swag, read_swag_file
+from bert_repro.stages.swag import choice_batch, example_lengths
+from bert_repro.stages.swag import run as swag
 from tests.conftest import TINY, compose
 
 # The original release's CSV header (train.csv / val.csv).

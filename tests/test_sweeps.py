@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from bert_repro.data.io import write_json_atomic
 from bert_repro.experiments.callbacks import RegenerateReport
-from bert_repro.results.record import store_record, write_json_atomic
+from bert_repro.results.record import store_record
+from tests.conftest import compose
 from tests.test_cli import run
 
 TINY_SWEEP = [
@@ -48,7 +50,7 @@ def test_parallel_sweep_writes_tables_and_a_relaunch_skips_every_point(tmp_path)
 
 
 def test_slurm_launcher_composes_with_its_placeholders(tmp_path):
-    cfg = hydra_config(["+experiment=glue_mnli", "hydra/launcher=slurm"], tmp_path)
+    cfg = compose(["+experiment=glue_mnli", "hydra/launcher=slurm"], tmp_path, with_hydra=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert launcher.partition is None and launcher.gpus_per_node == 0
@@ -57,31 +59,15 @@ def test_slurm_launcher_composes_with_its_placeholders(tmp_path):
 
 
 def test_local_parallel_launcher_defaults_to_two_jobs(tmp_path):
-    cfg = hydra_config(["hydra/launcher=local_parallel"], tmp_path)
+    cfg = compose(["hydra/launcher=local_parallel"], tmp_path, with_hydra=True)
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
     assert cfg.hydra.launcher.n_jobs == 2
-    assert hydra_config([], tmp_path).hydra.launcher._target_.endswith("BasicLauncher")
-
-
-def hydra_config(overrides: list[str], tmp_path: Path):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from bert_repro.config import CONF_DIR, register
-
-    register()
-    GlobalHydra.instance().clear()
-    paths = [f"paths.runs={tmp_path}/runs", f"paths.results={tmp_path}/results"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("config", overrides + paths, return_hydra_config=True)
-    GlobalHydra.instance().clear()
-    return cfg
+    assert compose([], tmp_path, with_hydra=True).hydra.launcher._target_.endswith("BasicLauncher")
 
 
 @pytest.mark.parametrize("name", ["glue_rte", "glue_mrpc", "glue_cola", "glue_stsb", "glue_sst2"])
 def test_preset_sweep_declares_lr_grid_and_seeds(name, tmp_path):
-    cfg = hydra_config([f"+experiment={name}"], tmp_path)
+    cfg = compose([f"+experiment={name}"], tmp_path, with_hydra=True)
     params = cfg.hydra.sweeper.params
     assert list(cfg.sweep) == [f"{key}={value}" for key, value in params.items()]
     assert params["optim.lr"] == "5e-5,4e-5,3e-5,2e-5"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from bert_repro.finetune import finetune
+from bert_repro.stages.finetune import run as finetune
 from bert_repro.training.checkpoint import latest_checkpoint
 from bert_repro.training.optim import decays, linear_warmup_decay, warmup_steps_for
 from tests.conftest import TINY, compose

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bert_repro.data.io import load_hub_rows
 from bert_repro.errors import UserError
 from bert_repro.tasks.glue import GlueTask, LocalSplit
 
@@ -104,16 +105,12 @@ def load_hub(task: GlueTask, dataset: str, split: str) -> list[Example]:
     """GLUE from the hub via `datasets`; fails fast with the offline alternative named."""
     hub_split = split.replace("dev", "validation") if split.startswith("dev") else split
     hub_split = HUB_SPLITS.get(hub_split, hub_split)
-    try:
-        import datasets
-
-        rows = datasets.load_dataset(dataset, task.hub_config, split=hub_split)
-    except Exception as err:  # network, missing cache, unknown config: all need the same fix
-        reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise UserError(
-            f"could not load {dataset}/{task.hub_config} [{hub_split}] from the hub ({reason}); "
-            "offline, use data=local data.root=/path/to/glue (or data=sample)"
-        ) from None
+    rows = load_hub_rows(
+        dataset,
+        task.hub_config,
+        hub_split,
+        "data=local data.root=/path/to/glue (or data=sample)",
+    )
     a, b = task.hub_columns[0], task.hub_columns[1] if task.is_pair else None
     examples = []
     for row in rows:

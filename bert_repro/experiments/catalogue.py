@@ -11,6 +11,7 @@ anything has run and a relaunch finds every finished point.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bert_repro.cli import explain
-from bert_repro.config import CONF_DIR, register
+from bert_repro.config import CONF_DIR, canonical_overrides, register
 from bert_repro.errors import UserError
 from bert_repro.experiments.estimate import Estimate, estimate
 from bert_repro.runs import finished_record
@@ -171,11 +172,16 @@ def _matrix(
         yield placeholders, added, ", ".join(f"{axis}={placeholders[axis]}" for axis, _ in axes)
 
 
+PLACEHOLDER = re.compile(r"(?<!\$)\{(\w+)\}")  # {task}; ${paths.data} is left to Hydra
+
+
 def _fill(template: str, placeholders: Mapping[str, str], label: str) -> str:
-    try:
-        return template.format_map(placeholders)
-    except KeyError as err:
-        raise UserError(f"{label}: unknown placeholder {{{err.args[0]}}} in '{template}'") from None
+    def value(match: re.Match[str]) -> str:
+        if match[1] not in placeholders:
+            raise UserError(f"{label}: unknown placeholder {{{match[1]}}} in '{template}'")
+        return str(placeholders[match[1]])
+
+    return PLACEHOLDER.sub(value, template)
 
 
 def _dependency(
@@ -198,7 +204,11 @@ def _dependency(
 
 def _compose(overrides: list[str], label: str) -> DictConfig:
     try:
-        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        cfg = compose(
+            config_name="config",
+            overrides=canonical_overrides(overrides),
+            return_hydra_config=True,
+        )
     except (HydraException, OmegaConfBaseException) as err:
         raise UserError(f"{label}: {explain(err)}") from None
     missing = [

@@ -8,9 +8,6 @@ Only the standard library is used so that scoring never pulls in the training st
 from __future__ import annotations
 
 import collections
-import gzip
-import json
-import os
 import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,19 +15,6 @@ from typing import Any
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def load_squad_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a SQuAD dataset file (.json or .json.gz), failing early on a file of the wrong kind."""
-    opener = gzip.open if os.fspath(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        dataset = json.load(f)
-    if not isinstance(dataset, dict) or "data" not in dataset:
-        raise ValueError(
-            f"{os.fspath(path)} has no top-level 'data' key: pass a SQuAD dataset file "
-            "(e.g. dev-v1.1.json); a predictions file (id -> answer) is read with json.load"
-        )
-    return dataset
 
 
 def gold_answers(dataset: Mapping[str, Any]) -> dict[str, list[str]]:

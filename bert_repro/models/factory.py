@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from bert_repro import backend
+from bert_repro.data.io import share
 from bert_repro.errors import UserError
-from bert_repro.files import share
+from bert_repro.tasks.glue import GlueTask, get_task
 
 SHIPPED_VOCAB = Path(__file__).resolve().parent / "vocab" / "bert-base-uncased-vocab.txt"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -34,6 +35,7 @@ ARCH_KEYS = (
 )
 DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
 PROVENANCE_FILE = "pretraining.json"  # written by our pre-training into its checkpoint
+TASK_FILE = "bert_repro_task.json"  # written by fine-tuning: which task the checkpoint solves
 HEADS = ("linear", "bilstm")  # classification heads (model.head); bilstm is Table 5's "+ BiLSTM"
 
 
@@ -231,6 +233,61 @@ def _build(class_name: str, model_cfg: Any, **head: Any) -> tuple[Any, Any, Mode
     return backend.place(model), tokenizer, source
 
 
+def build_pretraining_model(model_cfg: Any, objective: Any) -> tuple[Any, Any, ModelSource]:
+    """BERT with the objective's heads (`pretraining.objectives.Objective`): a random init
+    (BERT's), or continued from weights that may lack the MLM/NSP heads (they start at init)."""
+    from mindnlp.transformers import BertConfig
+
+    from bert_repro.models.heads import BertPretrainingModel
+
+    settings = {
+        "bert_repro_objective": objective.name,
+        "is_decoder": objective.causal,  # the causal mask, kept by every class that loads it
+        "use_cache": False,
+        **{k: model_cfg[k] for k in DROPOUT_KEYS},
+    }
+    if model_cfg.pretrained:
+        kind, location = resolve_pretrained(model_cfg.pretrained)
+        # settings go on the config: passed to from_pretrained, a key the checkpoint's config
+        # lacks (weights that were never pre-trained here) would reach the model's __init__
+        config = BertConfig.from_pretrained(location)
+        config.update(settings)
+        model = from_pretrained(BertPretrainingModel, location, model_cfg.pretrained, config=config)
+        source = ModelSource(
+            kind, model_cfg.pretrained, location if kind == "local" else None, None
+        )
+        tokenizer = load_tokenizer(model_cfg, location)
+    else:
+        config = BertConfig(**{k: model_cfg[k] for k in ARCH_KEYS}, **settings)
+        model = BertPretrainingModel(config)
+        source = ModelSource("random", model_cfg.name, None, None)
+        tokenizer = load_tokenizer(model_cfg, None)
+    check_vocab(tokenizer, model.config.vocab_size, pretrained=bool(model_cfg.pretrained))
+    return backend.place(model), tokenizer, source
+
+
+def load_finetuned(directory: str) -> tuple[Any, Any, GlueTask]:
+    """A checkpoint written by a GLUE fine-tuning run (<run dir>/checkpoint) and its task."""
+    from mindnlp.transformers import AutoTokenizer, BertForSequenceClassification
+
+    path = Path(directory)
+    meta = path / TASK_FILE
+    if not meta.is_file():
+        raise UserError(
+            f"{path} is not a fine-tuned checkpoint (no {meta.name}); use <run dir>/checkpoint"
+        )
+    task = get_task(json.loads(meta.read_text())["task"])
+    config = json.loads((path / "config.json").read_text())
+    check_safetensors(path / "model.safetensors")
+    model_class: Any = BertForSequenceClassification
+    if config.get("bert_repro_head", "linear") != "linear" or config.get("is_decoder"):
+        from bert_repro.models.heads import BertClassifier  # BiLSTM head or causal pooling
+
+        model_class = BertClassifier
+    model = backend.place(from_pretrained(model_class, str(path), str(path)))
+    return model, AutoTokenizer.from_pretrained(str(path)), task
+
+
 def check_vocab(tokenizer: Any, embedding_rows: int, pretrained: bool = False) -> None:
     """A tokenizer that emits ids past the embedding table would index out of range. Pretrained
     weights fix the table's size (model.vocab_size is not applied to them)."""
@@ -256,7 +313,7 @@ def save_finetuned(model: Any, tokenizer: Any, run_dir: Path, task: str) -> Path
     final_dir = run_dir / "checkpoint"
     model.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
-    (final_dir / "bert_repro_task.json").write_text(json.dumps({"task": task}))
+    (final_dir / TASK_FILE).write_text(json.dumps({"task": task}))
     share(final_dir)
     return final_dir
 

@@ -47,12 +47,14 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from transformers import PreTrainedTokenizerFast
 
 from bert_repro.pretraining.vocab import VocabInfo
+
+if TYPE_CHECKING:  # transformers loads after mindnlp (backend.load_framework)
+    from transformers import PreTrainedTokenizerFast
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from bert_repro import backend
+from bert_repro.data.corpus import LAYOUTS, iter_file_documents, resolve_files
 from bert_repro.errors import UserError
-from bert_repro.pretraining.documents import LAYOUTS, iter_file_documents, resolve_files
 from bert_repro.pretraining.instances import MaskingMix, PretrainingDataConfig
 from bert_repro.pretraining.shards import (
     MANIFEST,

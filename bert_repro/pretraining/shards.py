@@ -22,12 +22,11 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from transformers import PreTrainedTokenizerFast
 
-from bert_repro.pretraining.documents import Layout, iter_file_documents, resolve_files
+from bert_repro.data.corpus import Layout, iter_file_documents, resolve_files
 from bert_repro.pretraining.instances import (
     NOT_NEXT,
     PretrainingDataConfig,
@@ -35,6 +34,9 @@ from bert_repro.pretraining.instances import (
     iter_instances,
 )
 from bert_repro.pretraining.vocab import VocabInfo
+
+if TYPE_CHECKING:  # transformers loads after mindnlp (backend.load_framework)
+    from transformers import PreTrainedTokenizerFast
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +221,8 @@ def build_pretraining_shards(
     """Build shards from local text files (directories expand to their ``*.txt``).
 
     ``layout`` and ``sentence_split`` are as in
-    :func:`bert_repro.pretraining.documents.read_documents`. To parallelise, give each builder a
-    :func:`~bert_repro.pretraining.documents.select_file_shard` of the files, its own
+    :func:`bert_repro.data.corpus.read_documents`. To parallelise, give each builder a
+    :func:`~bert_repro.data.corpus.select_file_shard` of the files, its own
     ``out_dir`` and its own seed.
     """
     paths = resolve_files(files)

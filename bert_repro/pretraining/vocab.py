@@ -12,9 +12,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from transformers import BertTokenizerFast, PreTrainedTokenizerFast
+
+if TYPE_CHECKING:  # transformers loads after mindnlp (backend.load_framework)
+    from transformers import BertTokenizerFast, PreTrainedTokenizerFast
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # BERT's [unusedN] slots and the special tokens: never a sensible random replacement.
@@ -25,6 +28,8 @@ def load_wordpiece_tokenizer(
     vocab_file: str | Path, lowercase: bool = True, model_max_length: int = 512
 ) -> BertTokenizerFast:
     """A fast BERT tokenizer over an existing ``vocab.txt`` (``lowercase`` for uncased vocabs)."""
+    from transformers import BertTokenizerFast
+
     return BertTokenizerFast(
         vocab_file=str(vocab_file), do_lower_case=lowercase, model_max_length=model_max_length
     )

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import json
 import os
 import platform
 import resource
 import socket
 import subprocess
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from bert_repro import backend
 from bert_repro.config import run_id
-from bert_repro.files import file_mode
-from bert_repro.training import distributed
+from bert_repro.data.io import write_json_atomic
 
 PACKAGES = (
     "mindspore",
@@ -93,22 +89,6 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write to a temp file in the same directory, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, file_mode())  # mkstemp's 0600 would hide the record from other users
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=1, default=str)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run_record(
     cfg: DictConfig,
     run_dir: Path,
@@ -120,11 +100,15 @@ def run_record(
     state: Any,
     planned_steps: int,
     started: float,
+    device: str,
+    ranks: int = 1,
     **fields: Any,
 ) -> dict[str, Any]:
     """The fields every stage's record shares; `fields` adds the stage's own (data, model...).
 
     `state` is the loop's TrainState. A run that stopped before its planned steps is `partial`.
+    `device` (what `device=auto` resolved to) and `ranks` (msrun workers sharing each batch) come
+    from the caller, so writing a record never loads the framework.
     """
     record = {
         "run_id": run_id(cfg),
@@ -143,8 +127,8 @@ def run_record(
         "epochs": cfg.trainer.epochs,
         "batch_size": cfg.trainer.batch_size,
         "tokens_seen": state.tokens_seen,
-        "data_parallel_ranks": distributed.world().size,  # msrun workers sharing each batch
-        "device": backend.target(),  # what `device` (auto by default) resolved to
+        "data_parallel_ranks": ranks,
+        "device": device,
         "precision": cfg.trainer.precision,
         "train_seconds": round(state.train_seconds, 2),
         "wall_seconds": round(time.time() - started, 2),

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from bert_repro.files import share
+from bert_repro.data.io import share
 
 PREFIX = "step_"
 FILES = ("model.safetensors", "optimizer.safetensors", "trainer_state.json")

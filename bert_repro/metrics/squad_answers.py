@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from bert_repro.results.record import write_json_atomic
-from bert_repro.tasks.squad import SquadExample, SquadFeatures
+from bert_repro.data.io import write_json_atomic
+from bert_repro.data.squad import SquadExample
+from bert_repro.data.squad_features import SquadFeatures
 
 
 @dataclass

@@ -1,16 +1,12 @@
-"""SQuAD v1.1 / v2.0: loading (hub, official JSON, shipped sample), the offline dev-article split,
-and BERT's windowed features (paper section 4.2-4.3, Google's run_squad.py).
-
-The fast tokenizer cuts the context into overlapping windows and gives character offsets; the rest
-is the paper's recipe written out here: questions cut to `max_query_length` tokens, window starts
-`doc_stride` tokens apart (Google's meaning: the step, not Hugging Face's overlap), the max-context
-rule for tokens seen in several windows, and answers not inside a window labelled at [CLS].
+"""SQuAD v1.1 / v2.0 questions: the hub, the official JSON (or .json.gz), the shipped sample, and
+the offline dev-article split (paper sections 4.2-4.3). Windowed features: `squad_features.py`.
 """
 
 from __future__ import annotations
 
-import itertools
+import gzip
 import json
+import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from bert_repro.data.batching import Encoded
+from bert_repro.data.io import load_hub_rows
 from bert_repro.errors import UserError
-from bert_repro.metrics.squad import load_squad_json
 
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples" / "squad"
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples" / "squad"
 HUB_SPLITS = {"train": "train", "dev": "validation"}
 
 
@@ -51,11 +46,21 @@ class SquadSplits:
     protocol: dict[str, Any] = field(default_factory=dict)
 
 
-# --- loading -------------------------------------------------------------------------------------
-
-
 def version_of(version_2: bool) -> str:
     return "2.0" if version_2 else "1.1"
+
+
+def load_squad_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a SQuAD dataset file (.json or .json.gz), failing early on a file of the wrong kind."""
+    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        dataset = json.load(f)
+    if not isinstance(dataset, dict) or "data" not in dataset:
+        raise ValueError(
+            f"{os.fspath(path)} has no top-level 'data' key: pass a SQuAD dataset file "
+            "(e.g. dev-v1.1.json); a predictions file (id -> answer) is read with json.load"
+        )
+    return dataset
 
 
 def read_squad_file(path: Path) -> dict[str, Any]:
@@ -117,17 +122,12 @@ def load_hub(hub_dataset: str, split: str, version_2: bool) -> dict[str, Any]:
             f"data.hub_dataset={hub_dataset} is GLUE; for SQuAD set data.hub_dataset={expected} "
             "(the squad_v1/squad_v2 experiments do)"
         )
-    try:
-        import datasets
-
-        rows = datasets.load_dataset(hub_dataset, split=HUB_SPLITS[split])
-    except Exception as err:  # network, missing cache, wrong name: all need the same fix
-        reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise UserError(
-            f"could not load {hub_dataset} [{HUB_SPLITS[split]}] from the hub ({reason}); "
-            f"offline, use data=local data.root=<folder holding {split}-v{version_of(version_2)}"
-            ".json>"
-        ) from None
+    rows = load_hub_rows(
+        hub_dataset,
+        None,
+        HUB_SPLITS[split],
+        f"data=local data.root=<folder holding {split}-v{version_of(version_2)}.json>",
+    )
     return hub_rows_to_squad(rows, version_2)
 
 
@@ -255,162 +255,3 @@ def load_splits(data_cfg: Any, version_2: bool) -> SquadSplits:
     if data_cfg.max_eval_examples:
         evals = evals[: data_cfg.max_eval_examples]
     return SquadSplits(train, evals, protocol)
-
-
-# --- features ------------------------------------------------------------------------------------
-
-
-@dataclass
-class SquadFeatures:
-    """One row per context window; several windows may come from one question."""
-
-    encoded: Encoded  # input_ids / token_type_ids per window, for `collate`
-    example_index: np.ndarray  # window -> index of its question
-    offsets: list[np.ndarray]  # (length, 2) character span per token; -1 outside the context
-    max_context: list[np.ndarray]  # bool per token: this window is the token's max-context one
-    start_positions: np.ndarray  # training labels (token index; 0 = [CLS] = no answer here)
-    end_positions: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.encoded)
-
-
-def truncate_questions(
-    questions: Sequence[str], tokenizer: Any, max_query_length: int
-) -> list[str]:
-    """Cut each question after its first `max_query_length` WordPiece tokens (BERT: 64)."""
-    questions = [q.lstrip() for q in questions]  # some SQuAD questions start with many spaces
-    enc = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
-    return [
-        q[: offs[max_query_length - 1][1]] if len(offs) > max_query_length else q
-        for q, offs in zip(questions, enc["offset_mapping"], strict=True)
-    ]
-
-
-def build_features(
-    examples: Sequence[SquadExample],
-    tokenizer: Any,
-    max_seq_length: int,
-    doc_stride: int,
-    max_query_length: int,
-    training: bool,
-) -> SquadFeatures:
-    """[CLS] question [SEP] context-window [SEP] rows, with labels and max-context flags.
-
-    Questions are tokenized in groups of equal length so each group gets the tokenizer stride
-    (overlap) that makes consecutive windows start exactly `doc_stride` tokens apart.
-    """
-    questions = truncate_questions([e.question for e in examples], tokenizer, max_query_length)
-    q_lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
-    rows: dict[int, list] = {}  # example index -> its windows (token ids, types, offsets, ctx)
-    strides: dict[int, int] = {}  # question length -> tokenizer stride (window overlap)
-    by_length = sorted(range(len(examples)), key=q_lengths.__getitem__)
-    for q_len, group in itertools.groupby(by_length, key=q_lengths.__getitem__):
-        group = list(group)
-        window = max_seq_length - q_len - 3
-        if window <= 0:
-            raise UserError(
-                f"task.max_seq_length={max_seq_length} leaves no room for the context after a "
-                f"{q_len}-token question; raise it or lower task.max_query_length"
-            )
-        enc = tokenizer(
-            [questions[i] for i in group],
-            [examples[i].context for i in group],
-            truncation="only_second",
-            max_length=max_seq_length,
-            stride=strides.setdefault(q_len, max(window - doc_stride, 0)),
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            return_token_type_ids=True,
-        )
-        for f, sample in enumerate(enc["overflow_to_sample_mapping"]):
-            in_context = np.asarray([s == 1 for s in enc.sequence_ids(f)])
-            offsets = np.asarray(enc["offset_mapping"][f], np.int64).reshape(-1, 2)
-            offsets[~in_context] = -1
-            rows.setdefault(group[sample], []).append(
-                (enc["input_ids"][f], enc["token_type_ids"][f], offsets, in_context)
-            )
-    ids, types, owner, all_offsets, max_ctx, starts, ends = [], [], [], [], [], [], []
-    for index in range(len(examples)):
-        windows = rows[index]
-        overlap = strides[q_lengths[index]]
-        spans = _window_spans([int(w[3].sum()) for w in windows], overlap)
-        flags = _max_context_flags(spans)
-        answer = examples[index].answers[0] if training and examples[index].answers else None
-        doc_offsets = _document_offsets(windows, spans)
-        for (token_ids, type_ids, offsets, in_context), (doc_start, _), flag in zip(
-            windows, spans, flags, strict=True
-        ):
-            first = int(np.argmax(in_context))  # where the context starts in the row
-            is_max = np.zeros(len(token_ids), bool)
-            is_max[first : first + len(flag)] = flag
-            start = end = 0
-            if answer is not None:
-                start, end = _label(answer, doc_offsets, doc_start, first, len(flag))
-            ids.append(np.asarray(token_ids, np.int64))
-            types.append(np.asarray(type_ids, np.int64))
-            owner.append(index)
-            all_offsets.append(offsets)
-            max_ctx.append(is_max)
-            starts.append(start)
-            ends.append(end)
-    return SquadFeatures(
-        Encoded(ids, types, None),
-        np.asarray(owner, np.int64),
-        all_offsets,
-        max_ctx,
-        np.asarray(starts, np.int64),
-        np.asarray(ends, np.int64),
-    )
-
-
-def _window_spans(lengths: Sequence[int], overlap: int) -> list[tuple[int, int]]:
-    """(index of the window's first token in the whole context, window length) per window.
-
-    Each window repeats the last `overlap` context tokens of the one before (tokenizer stride).
-    """
-    spans, start = [], 0
-    for length in lengths:
-        spans.append((start, length))
-        start += length - overlap
-    return spans
-
-
-def _max_context_flags(spans: Sequence[tuple[int, int]]) -> list[np.ndarray]:
-    """Google's _check_is_max_context for every token of every window.
-
-    A token seen in several windows belongs to the one where min(left context, right context)
-    + 0.01 * window length is largest (the first such window on ties); predictions may start only
-    at tokens whose window is their max-context window.
-    """
-    total = max(start + length for start, length in spans)
-    best = np.full(total, -np.inf)
-    owner = np.full(total, -1)
-    for k, (start, length) in enumerate(spans):
-        position = np.arange(length)
-        score = np.minimum(position, length - 1 - position) + 0.01 * length
-        better = score > best[start : start + length]
-        best[start : start + length][better] = score[better]
-        owner[start : start + length][better] = k
-    return [owner[start : start + length] == k for k, (start, length) in enumerate(spans)]
-
-
-def _document_offsets(windows: Sequence[tuple], spans: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Character spans of all context tokens, in context order, stitched from the windows."""
-    total = max(start + length for start, length in spans)
-    doc = np.zeros((total, 2), np.int64)
-    for (_, _, offsets, in_context), (start, length) in zip(windows, spans, strict=True):
-        doc[start : start + length] = offsets[in_context]
-    return doc
-
-
-def _label(
-    answer: Answer, doc_offsets: np.ndarray, doc_start: int, first: int, length: int
-) -> tuple[int, int]:
-    """Token positions of the answer in this row, or (0, 0) at [CLS] if it is not wholly inside."""
-    char_start, char_end = answer.start, answer.start + len(answer.text)
-    token_start = int(np.searchsorted(doc_offsets[:, 1], char_start, side="right"))
-    token_end = int(np.searchsorted(doc_offsets[:, 0], char_end, side="left")) - 1
-    if not doc_start <= token_start <= token_end < doc_start + length:
-        return 0, 0
-    return first + token_start - doc_start, first + token_end - doc_start

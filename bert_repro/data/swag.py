@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from bert_repro.data.glue import Example
+from bert_repro.data.io import load_hub_rows
 from bert_repro.errors import UserError
 
-SAMPLE_FILE = Path(__file__).resolve().parents[1] / "data" / "samples" / "swag" / "sample.jsonl"
+SAMPLE_FILE = Path(__file__).resolve().parent / "samples" / "swag" / "sample.jsonl"
 NUM_CHOICES = 4
 HUB_SPLITS = {"train": "train", "dev": "validation"}
 LOCAL_STEMS = {"train": "train", "dev": "val"}  # the original release's file names
@@ -96,16 +97,12 @@ def load_swag(source: str, split: str, root: str | None, hub_dataset: str) -> li
             "data.hub_dataset=nyu-mll/glue is GLUE; for SWAG set data.hub_dataset=allenai/swag "
             "(the swag experiment does)"
         )
-    try:
-        import datasets
-
-        rows = datasets.load_dataset(hub_dataset, "regular", split=HUB_SPLITS[split])
-    except Exception as err:  # network, missing cache, wrong name: all need the same fix
-        reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise UserError(
-            f"could not load {hub_dataset}/regular [{HUB_SPLITS[split]}] from the hub ({reason}); "
-            "offline, use data=local data.root=<folder holding train.csv and val.csv>"
-        ) from None
+    rows = load_hub_rows(
+        hub_dataset,
+        "regular",
+        HUB_SPLITS[split],
+        "data=local data.root=<folder holding train.csv and val.csv>",
+    )
     return parse_rows(rows, f"{hub_dataset} [{HUB_SPLITS[split]}]")
 
 

@@ -13,7 +13,6 @@ starts from phase 1's last checkpoint, Adam moments and step count included.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,31 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from bert_repro import backend
 from bert_repro.config import run_id
+from bert_repro.data.io import share, write_json_atomic
 from bert_repro.errors import UserError
-from bert_repro.files import share
-from bert_repro.models.factory import (
-    ARCH_KEYS,
-    DROPOUT_KEYS,
-    PROVENANCE_FILE,
-    ModelSource,
-    check_vocab,
-    from_pretrained,
-    load_tokenizer,
-    model_summary,
-    resolve_pretrained,
-)
-from bert_repro.results.record import run_record, store_record, write_json_atomic
-from bert_repro.training import distributed
-from bert_repro.training.checkpoint import latest_checkpoint
-from bert_repro.training.loop import POSITION_KEYS, Schedule, TrainState, final_metrics, fit
-from bert_repro.training.optim import warmup_steps_for
-from bert_repro.training.run_logger import RunLogger
-
-# The data builder imports transformers, which must come after mindnlp (mindnlp installs
-# mindtorch as `torch`; the other order breaks its import). Needs configure_hub to have run.
-backend.load_framework()
-
-from bert_repro.pretraining.objectives import (  # noqa: E402
+from bert_repro.models.factory import PROVENANCE_FILE, build_pretraining_model, model_summary
+from bert_repro.pretraining.objectives import (
     Objective,
     ShardStream,
     StreamBatches,
@@ -58,7 +36,13 @@ from bert_repro.pretraining.objectives import (  # noqa: E402
     heldout_batches,
     prepare_shards,
 )
-from bert_repro.pretraining.shards import load_manifest  # noqa: E402
+from bert_repro.pretraining.shards import load_manifest
+from bert_repro.stages.common import planned_steps, record_run
+from bert_repro.training import distributed
+from bert_repro.training.checkpoint import latest_checkpoint
+from bert_repro.training.loop import POSITION_KEYS, Schedule, TrainState, final_metrics, fit
+from bert_repro.training.optim import warmup_steps_for
+from bert_repro.training.run_logger import RunLogger
 
 
 @dataclass(frozen=True)
@@ -93,39 +77,7 @@ def plan_phases(cfg: DictConfig, run_dir: Path) -> list[Phase]:
     return phases
 
 
-def build_pretraining_model(model_cfg: Any, objective: Objective) -> tuple[Any, Any, ModelSource]:
-    """BERT with the objective's heads: a random init (BERT's), or continued from weights."""
-    from mindnlp.transformers import BertConfig
-
-    from bert_repro.models.heads import BertPretrainingModel
-
-    settings = {
-        "bert_repro_objective": objective.name,
-        "is_decoder": objective.causal,  # the causal mask, kept by every class that loads it
-        "use_cache": False,
-        **{k: model_cfg[k] for k in DROPOUT_KEYS},
-    }
-    if model_cfg.pretrained:
-        kind, location = resolve_pretrained(model_cfg.pretrained)
-        # settings go on the config: passed to from_pretrained, a key the checkpoint's config
-        # lacks (weights that were never pre-trained here) would reach the model's __init__
-        config = BertConfig.from_pretrained(location)
-        config.update(settings)
-        model = from_pretrained(BertPretrainingModel, location, model_cfg.pretrained, config=config)
-        source = ModelSource(
-            kind, model_cfg.pretrained, location if kind == "local" else None, None
-        )
-        tokenizer = load_tokenizer(model_cfg, location)
-    else:
-        config = BertConfig(**{k: model_cfg[k] for k in ARCH_KEYS}, **settings)
-        model = BertPretrainingModel(config)
-        source = ModelSource("random", model_cfg.name, None, None)
-        tokenizer = load_tokenizer(model_cfg, None)
-    check_vocab(tokenizer, model.config.vocab_size, pretrained=bool(model_cfg.pretrained))
-    return backend.place(model), tokenizer, source
-
-
-def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Pre-train, evaluate on held-out documents, save the checkpoint, write the record."""
     started = time.time()
     objective = get_objective(cfg.objective.name)
@@ -175,15 +127,17 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     provenance = pretraining_provenance(cfg, objective, total, final)
     write_json_atomic(final_dir / PROVENANCE_FILE, provenance)
     share(final_dir)
-    record = run_record(
+    return record_run(
         cfg,
         run_dir,
+        logger,
+        f"checkpoint (model.pretrained=): {final_dir}",
         stage="pretrain",
         task="pretraining",
         metrics=final,
         headline="perplexity",
         state=total,
-        planned_steps=min(cfg.pretrain.steps, cfg.trainer.max_steps or cfg.pretrain.steps),
+        planned_steps=planned_steps(cfg.pretrain.steps, cfg.trainer.max_steps),
         started=started,
         objective=objective.name,
         masking=provenance["masking"],
@@ -197,11 +151,6 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         },
         model=model_summary(model, cfg.model, source, final_dir),
     )
-    target = store_record(record, run_dir, Path(cfg.paths.results))
-    logger.finish(final)
-    print(f"held-out {json.dumps(final)}")
-    print(f"record: {target}   checkpoint (model.pretrained=): {final_dir}")
-    return record
 
 
 def pretraining_provenance(

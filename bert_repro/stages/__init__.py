@@ -1,0 +1,1 @@
+"""The stages run.py dispatches to: `stage=<key>` runs `bert_repro.stages.<key>.run`."""
