@@ -30,15 +30,15 @@ def pytest_configure(config: pytest.Config) -> None:
     backend.configure_hub("https://huggingface.co", offline=True)
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
-    """Load mindnlp before a test module that may need it is imported.
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    """Load mindnlp just before a test module that may need it is imported.
 
     mindnlp patches transformers when it is imported; a test module that imports transformers
-    first (the data builder's do) leaves later model tests with a half-patched library. pytest
-    sees every file of the folder before it imports any, so this runs before them all.
+    first (the data builder's do) would leave later model tests with a half-patched library.
     """
-    name = file_path.name
-    if name.startswith("test_") and name.endswith(".py") and name not in FRAMEWORK_FREE:
+    if isinstance(collector, pytest.Module) and collector.path.name not in FRAMEWORK_FREE:
+        if "transformers" in sys.modules and "mindnlp" not in sys.modules:
+            raise RuntimeError("a FRAMEWORK_FREE test module imported transformers before mindnlp")
         from bert_repro import backend
 
         backend.load_framework("cpu")  # the suite tests the CPU path; others are simulated
@@ -46,9 +46,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A run of framework-free modules only must not have loaded MindSpore after all."""
-    from bert_repro import backend
-
-    if backend._FRAMEWORK is None and "mindspore" in sys.modules and exitstatus == 0:
+    if "mindnlp" not in sys.modules and "mindspore" in sys.modules and exitstatus == 0:
         print("\nerror: a test module in tests/conftest.py FRAMEWORK_FREE loaded MindSpore")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
