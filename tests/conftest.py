@@ -13,6 +13,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # run of only these never loads MindSpore, which takes seconds; the session checks that it did not.
 FRAMEWORK_FREE = {
     "test_catalogue.py",
+    "test_committed_checkpoints.py",
     "test_config.py",
     "test_glue_metrics.py",
     "test_import_boundaries.py",
