@@ -74,7 +74,7 @@ def test_definition_expands_into_runs_that_compose(name, scale):
 
 def test_plan_run_dir_is_the_one_hydra_creates(tmp_path):
     run = plan_of("table1_glue", "cpu").runs[0]
-    assert len(run.points) == 8  # the preset's lr grid x the definition's 2 seeds
+    assert len(run.points) == 12  # the preset's lr grid x the definition's 3 seeds
     point = run.points[5]
     values = [f"{key}={value}" for key, value in point.values.items()]
     cfg = compose([*run.overrides, *values], tmp_path, with_hydra=True)  # adds paths under tmp_path
