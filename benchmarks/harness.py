@@ -39,13 +39,18 @@ def hf_arch(model_cfg: DictConfig) -> dict[str, Any]:
 def run_reference(ctx: Context, job: dict[str, Any], name: str) -> dict[str, Any]:
     """Run `job` in the reference interpreter (real PyTorch) and return its result."""
     job = {**job, "threads": ctx.args.threads, "seed": ctx.args.seed}
-    job_path, out_path = ctx.work / f"{name}-job.json", ctx.work / f"{name}-result.json"
+    result = call_reference(ctx.args.ref_python, job, ctx.work, name)
+    ctx.reference_versions.update(result["versions"])
+    return result
+
+
+def call_reference(ref_python: str | Path, job: dict[str, Any], work: Path, name: str) -> dict:
+    """`<ref_python> -m benchmarks.reference` on `job` (files under `work`): its result."""
+    job_path, out_path = work / f"{name}-job.json", work / f"{name}-result.json"
     job_path.write_text(json.dumps(job))
     env = {**os.environ, "PYTHONPATH": str(REPO), "TRANSFORMERS_VERBOSITY": "error"}
     env = cpu_backend.without_own_env(env)  # the reference runs with PyTorch's own defaults
-    command = [ctx.args.ref_python, "-m", "benchmarks.reference", job_path, out_path]
-    print(f"  reference ({ctx.args.ref_python}): {name}", flush=True)
+    command = [ref_python, "-m", "benchmarks.reference", job_path, out_path]
+    print(f"  reference ({ref_python}): {name}", flush=True)
     subprocess.run([str(c) for c in command], cwd=REPO, env=env, check=True)
-    result = json.loads(out_path.read_text())
-    ctx.reference_versions.update(result["versions"])
-    return result
+    return json.loads(out_path.read_text())

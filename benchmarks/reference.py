@@ -222,6 +222,10 @@ def main(job_path: str, out_path: str) -> None:
             case["name"]: {v: pretrain_steps(job, case, v) for v in job["variants"]}
             for case in job["cases"]
         }
+    elif job["kind"] == "glue_trainer":
+        from benchmarks.hf_trainer import glue_trainer  # imports transformers' Trainer stack
+
+        result["run"] = glue_trainer(job)
     elif job["kind"] == "ops":
         result["runs"] = {
             model: op_times(job, Shape(**shape)) for model, shape in job["shapes"].items()

@@ -12,6 +12,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Test modules that never touch the framework (nor transformers, which must load after it): a
 # run of only these never loads MindSpore, which takes seconds; the session checks that it did not.
 FRAMEWORK_FREE = {
+    "test_agreement.py",
     "test_catalogue.py",
     "test_committed_checkpoints.py",
     "test_config.py",

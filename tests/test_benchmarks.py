@@ -124,6 +124,19 @@ def test_max_train_examples_per_task():
     assert max_train_examples("sst2", 64) == 64
 
 
+def test_agreement_points_are_the_catalogues_points():
+    """The HF side trains the very point of ours it is compared with: same config, same run id."""
+    from benchmarks.agreement import point_config
+    from bert_repro.config import run_id
+    from bert_repro.experiments.catalogue import expand
+
+    run = next(r for r in expand("table1_glue", "cpu").runs if r.placeholders.get("task") == "rte")
+    point = next(p for p in run.points if p.values == {"optim.lr": 3e-5, "seed": 2})
+    cfg = point_config("rte", 3e-5, 2, "cpu", [])
+    assert point.run_dir.name == f"glue_rte-{run_id(cfg)}"
+    assert cfg.trainer.group_by_length and cfg.trainer.epochs == 3 and cfg.data.source == "local"
+
+
 def test_pretraining_batch_masks_distinct_inner_positions_deterministically():
     batch = pretraining_batch(batch=4, seq_len=32, predictions=5, vocab=30522, seed=0)
     positions = batch["masked_lm_positions"]

@@ -28,6 +28,7 @@ from bert_repro.report.aggregate import (
     summarize,
     sweep_frame,
 )
+from bert_repro.report.agreement import agreement_frame, agreement_markdown, load_reference
 from bert_repro.report.compare import (
     PROVENANCE,
     ROWS,
@@ -88,6 +89,7 @@ class Report:
     systems: pd.DataFrame
     tables: dict[str, pd.DataFrame]
     pending: pd.DataFrame = field(default_factory=pd.DataFrame)
+    agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # ours vs HF, same points
 
 
 def build_report(
@@ -112,6 +114,7 @@ def build_report(
         systems=systems_frame(summary),
         tables=compare_all(summary),
         pending=pending,
+        agreement=agreement_frame(runs, load_reference(results_dir)),
     )
 
 
@@ -129,6 +132,7 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
         "summary": report.summary,
         "sweep": report.sweep,
         "systems": report.systems,
+        "agreement_hf": report.agreement,
         **{f"table{t}": frame for t, frame in report.tables.items()},
     }
     written = []
@@ -140,6 +144,9 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
         path = out / f"table{table}.md"
         path.write_text(table_markdown(table, frame, report.systems))
         written.append(path)
+    agreement = out / "agreement_hf.md"
+    agreement.write_text(agreement_markdown(report.agreement))
+    written.append(agreement)
     section = out / SECTION_FILE
     section.write_text(_section(report, out))
     written.append(section)
@@ -177,7 +184,7 @@ def _section(report: Report, out: Path) -> str:
     lines += ["", "### Our runs (best learning rate on dev, statistics over seeds at that lr)", ""]
     lines.append(markdown(_runs_overview(report.summary)) if not report.summary.empty else "None.")
     lines += ["", table_markdown("1", report.tables["1"], report.systems)]
-    lines += ["### The other paper tables", ""]
+    lines += [agreement_markdown(report.agreement), "### The other paper tables", ""]
     for table, frame in report.tables.items():
         if table == "1":
             continue
