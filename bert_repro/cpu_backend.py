@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bert_repro import cpu_kernels
+from bert_repro.errors import UserError
 
 # Set for this process only, before MindSpore loads libgomp (see set_process_env).
 OWN_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
@@ -163,11 +164,28 @@ def tune(speed: Any) -> dict[str, bool]:
     }
 
 
+_threads: int | None = None  # the pool size set in this process (MindSpore takes it once)
+
+
 def set_cpu_threads(count: int) -> None:
-    """Size MindSpore's CPU kernel thread pool (its default, 25, oversubscribes small machines)."""
+    """Size MindSpore's CPU kernel thread pool (its default, 25, oversubscribes small machines).
+
+    MindSpore refuses a second call in one process, and a joblib sweep runs several points in one
+    worker process: the same size again is a no-op, another size is an error that says so.
+    """
+    global _threads
+    if _threads == count:
+        return
+    if _threads is not None:
+        raise UserError(
+            f"speed.cpu_threads={count}: this process already runs MindSpore with {_threads} CPU "
+            "threads, and MindSpore sizes its pool once; give every point of a sweep the same "
+            "speed.cpu_threads"
+        )
     import mindspore
 
     mindspore.device_context.cpu.op_tuning.threads_num(count)
+    _threads = count
 
 
 def use_blocking_cpu_launch(enabled: bool) -> bool:

@@ -71,3 +71,28 @@ def test_blocking_cpu_launch_changes_no_number():
         out[flag] = lines["losses"]
     assert out["0"] == out["1"]
     assert len(set(ast.literal_eval(out["1"]))) == 3  # the steps trained: three distinct losses
+
+
+_THREADS = """
+from bert_repro import backend, cpu_backend
+from bert_repro.errors import UserError
+
+backend.load_framework("cpu")
+cpu_backend.set_cpu_threads(1)
+cpu_backend.set_cpu_threads(1)  # a joblib worker's second sweep point: the same size again
+try:
+    cpu_backend.set_cpu_threads(2)
+except UserError as err:
+    print("refused:", err)
+"""
+
+
+def test_cpu_threads_set_again_in_one_process():
+    """A joblib sweep runs several points in one worker process; MindSpore sizes its CPU thread
+    pool once, so the same speed.cpu_threads again must pass and another size must say why."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _THREADS], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused: speed.cpu_threads=2: this process already runs MindSpore with 1" in done.stdout
