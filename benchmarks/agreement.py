@@ -132,7 +132,7 @@ def run_point(cfg: DictConfig, results: Path, ref_python: str, threads: int) -> 
         "split": "dev",
         "model": {"name": cfg.model.name, "pretrained": cfg.model.pretrained},
         "seed": int(cfg.seed),
-        **{k: v for k, v in job["hparams"].items()},
+        **job["hparams"],
         "bias_correction": True,  # torch AdamW, what Trainer uses
         "train_examples": train_examples,
         "dev_examples": len(labels),
