@@ -47,6 +47,22 @@ def _rows(tokenizer: Any, examples: dict[str, Any], max_length: int, with_labels
     return _Rows(dict(features), examples["labels"] if with_labels else None)
 
 
+def predict_in_order(trainer: Trainer, dataset: torch.utils.data.Dataset) -> np.ndarray:
+    """`trainer.predict`'s logits, one row per example in the dataset's order.
+
+    Since transformers PR #33514 (2024), `group_by_length` also length-groups predict()'s batches
+    (a random LengthGroupedSampler), so the rows come back shuffled and cannot be matched to their
+    labels: scored against dev, a good model looked worse than chance (issue 18, session 7).
+    Training keeps the grouping; prediction runs in order.
+    """
+    grouped = trainer.args.group_by_length
+    trainer.args.group_by_length = False
+    try:
+        return trainer.predict(dataset).predictions
+    finally:
+        trainer.args.group_by_length = grouped
+
+
 def glue_trainer(job: dict[str, Any]) -> dict[str, Any]:
     """Fine-tune with `Trainer` as the job says, then predict dev: predictions and timings."""
     hp = job["hparams"]
@@ -94,7 +110,7 @@ def glue_trainer(job: dict[str, Any]) -> dict[str, Any]:
         result = trainer.train()
         train_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        logits = trainer.predict(dev).predictions
+        logits = predict_in_order(trainer, dev)
     predictions = logits[:, 0] if regression else np.argmax(logits, axis=-1)
     return {
         "train_seconds": train_seconds,

@@ -187,3 +187,45 @@ def test_every_profiled_block_runs_forward_and_backward_on_our_side(framework):
         value, grads = backend.value_and_grad(loss, params)()
         assert np.isfinite(float(value)), name
         assert [g.shape for g in grads] == [tuple(p.shape) for p in params], name
+
+
+PREDICT_ORDER_CHECK = """
+import sys, tempfile, numpy as np, torch
+from pathlib import Path
+from transformers import (BertConfig, BertForSequenceClassification, BertTokenizerFast,
+                          DataCollatorWithPadding, Trainer, TrainingArguments)
+from benchmarks.hf_trainer import _rows, predict_in_order
+
+words = [f"w{i}" for i in range(20)]
+out = Path(tempfile.mkdtemp())
+(out / "vocab.txt").write_text("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]))
+tokenizer = BertTokenizerFast(str(out / "vocab.txt"))
+torch.manual_seed(0)
+config = BertConfig(vocab_size=25, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                    intermediate_size=32, num_labels=2)
+model = BertForSequenceClassification(config).eval()
+texts = [" ".join(words[: 1 + i % 19]) for i in range(24)]  # lengths rise, then wrap
+dev = _rows(tokenizer, {"text_a": texts, "text_b": None, "labels": None}, 32, with_labels=False)
+args = TrainingArguments(output_dir=str(out), group_by_length=True, per_device_eval_batch_size=4,
+                         use_cpu=True, report_to=[], disable_tqdm=True)
+trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer))
+logits = predict_in_order(trainer, dev)
+with torch.no_grad():
+    expected = np.concatenate([model(**tokenizer(t, return_tensors="pt")).logits.numpy()
+                               for t in texts])
+assert trainer.args.group_by_length, "training's grouping must be restored"
+np.testing.assert_allclose(logits, expected, atol=1e-5)
+print("in order")
+"""
+
+
+def test_hf_predictions_come_back_in_dev_order():
+    """Trainer length-groups predict() too when group_by_length is on (transformers#33514); the
+    agreement study's HF side must score each dev example against its own label."""
+    ref_python = default_ref_python()
+    if not ref_python:
+        pytest.skip("no PyTorch reference venv (make bench-venv)")
+    run = [ref_python, "-c", PREDICT_ORDER_CHECK]
+    done = subprocess.run(run, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("in order")
