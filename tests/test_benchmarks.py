@@ -190,7 +190,7 @@ def test_every_profiled_block_runs_forward_and_backward_on_our_side(framework):
 
 
 PREDICT_ORDER_CHECK = """
-import sys, tempfile, numpy as np, torch
+import tempfile, numpy as np, torch
 from pathlib import Path
 from transformers import (BertConfig, BertForSequenceClassification, BertTokenizerFast,
                           DataCollatorWithPadding, Trainer, TrainingArguments)
