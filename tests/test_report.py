@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from bert_repro.data.glue import load_local
+from bert_repro.metrics.glue import glue_metrics
 from bert_repro.paper.tables import GLUE_AVERAGE_TASKS, glue_average
+from bert_repro.predict import majority_label
 from bert_repro.report import (
     build_report,
     glance,
@@ -294,6 +296,18 @@ def test_stored_majority_baselines_recompute_from_the_dev_labels(task: str) -> N
     glue = get_task(task)
     labels = [e.label for e in load_local(glue, SHARED_GLUE, "dev")]
     assert majority_baseline(glue.metrics, labels) == pytest.approx(dict(BASELINES[task]))
+
+
+@pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason="full GLUE train/dev sets not on this machine")
+def test_table1_scores_wnli_as_the_paper_submitted_it(tmp_path: Path) -> None:
+    """The paper submitted train's majority class for WNLI; Table 1's note gives its dev score."""
+    wnli = get_task("wnli")
+    dev = [e.label for e in load_local(wnli, SHARED_GLUE, "dev")]
+    submitted = majority_label(wnli, str(SHARED_GLUE))
+    accuracy = glue_metrics(["accuracy"], dev, [submitted] * len(dev))["accuracy"]
+    report = build_report(tmp_path)
+    note = table_markdown("1", report.tables["1"], report.systems)
+    assert f"scores {accuracy:.1f} on dev" in note
 
 
 def test_the_majority_baseline_predicts_the_most_common_label() -> None:

@@ -168,6 +168,17 @@ def test_v2_threshold_search_by_hand() -> None:
     assert scores["f1"] == pytest.approx(100 * (1 + 2 / 3) / 4)
 
 
+def test_v2_splits_the_scores_at_the_tuned_threshold() -> None:
+    # At best_f1's tau 0.2: A and B answered (F1 1 and 2/3), C and D no-answer (both right).
+    scores = squad_v2_scores(GOLD, PREDS, na_probs=NA_PROBS)
+    assert scores["best_f1_HasAns_f1"] == pytest.approx(100 * (1 + 2 / 3) / 2)
+    assert (scores["best_f1_NoAns_f1"], scores["best_f1_NoAns_total"]) == (100.0, 2)
+    assert scores["best_f1_HasAns_exact"] == pytest.approx(50.0)
+    # The two splits recompose best_f1, weighted by their question counts.
+    halves = scores["best_f1_HasAns_f1"] * 2 + scores["best_f1_NoAns_f1"] * 2
+    assert halves / 4 == pytest.approx(scores["best_f1"])
+
+
 def test_v2_fixed_threshold_scores_no_answer_predictions() -> None:
     # na_prob > 0.2 predicts no-answer for C and D, both right; A and B answered.
     scores = squad_v2_scores(GOLD, PREDS, na_probs=NA_PROBS, na_prob_thresh=0.2)
@@ -181,6 +192,16 @@ def test_tuned_threshold_reproduces_best_f1() -> None:
     final = apply_null_threshold(PREDS, NA_PROBS, tau)
     assert final == {"A": "x", "B": "y", "C": "", "D": ""}
     assert squad_v2_scores(GOLD, final)["f1"] == pytest.approx(100 * (3 + 2 / 3) / 4)
+
+
+def test_tuned_threshold_answers_nothing_when_that_is_best_even_with_negative_odds() -> None:
+    # Every answer is wrong, so the best is all no-answer; BERT's null odds can be negative.
+    gold, preds = {"h": ["x"], "n": []}, {"h": "wrong", "n": "y"}
+    odds = {"h": -2.0, "n": -1.0}
+    scores = squad_v2_scores(gold, preds, na_probs=odds)
+    assert scores["best_f1"] == 50.0 and scores["best_f1_NoAns_f1"] == 100.0
+    final = apply_null_threshold(preds, odds, scores["best_f1_thresh"])
+    assert final == {"h": "", "n": ""}
 
 
 def test_v2_needs_na_prob_for_every_prediction() -> None:

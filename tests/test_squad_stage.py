@@ -189,6 +189,11 @@ def test_v2_offline_protocol_reports_both_thresholds(tmp_path, framework):
     assert record["null_threshold"]["dev_tuned"] is True
     for key in ("exact", "f1", "best_exact", "best_f1", "best_f1_thresh", "HasAns_f1", "NoAns_f1"):
         assert key in metrics
+    # The record says where its tuned F1 comes from: answerable and unanswerable questions.
+    tuned = [
+        metrics[f"best_f1_{split}_f1"] * metrics[f"{split}_total"] for split in ("HasAns", "NoAns")
+    ]
+    assert sum(tuned) / metrics["total"] == pytest.approx(metrics["best_f1"])
     run_dir = tmp_path / "run"
     assert sorted(record["prediction_files"]) == [
         "nbest_predictions.json",

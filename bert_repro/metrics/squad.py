@@ -8,6 +8,7 @@ Only the standard library is used so that scoring never pulls in the training st
 from __future__ import annotations
 
 import collections
+import math
 import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
@@ -91,7 +92,8 @@ def squad_v2_scores(
     An empty prediction is the no-answer; with `na_probs` (a no-answer score per question) a
     question whose score exceeds `na_prob_thresh` is scored as predicted no-answer, and
     best_exact/best_f1 report the scores at the threshold that maximises each, found as the
-    official script does. A missing prediction is scored as wrong, whatever the threshold.
+    official script does, and best_f1_HasAns_*/best_f1_NoAns_* split the scores at best_f1's.
+    A missing prediction is scored as wrong, whatever the threshold.
     """
     has_ans = {qid: bool(answers) for qid, answers in gold.items()}
     exact_raw: dict[str, float] = {}
@@ -114,16 +116,39 @@ def squad_v2_scores(
     out: dict[str, float | int] = {
         **_percentages("", exact, f1, list(gold)),
         "missing": len(gold) - len(exact_raw),
+        **_answerable_splits("", exact, f1, has_ans),
     }
-    for prefix, wanted in (("HasAns_", True), ("NoAns_", False)):
-        qids = [qid for qid, answerable in has_ans.items() if answerable is wanted]
-        if qids:
-            out.update(_percentages(prefix, exact, f1, qids))
     if na_probs is not None:
         for name, raw in (("exact", exact_raw), ("f1", f1_raw)):
             best, thresh = _find_best_thresh(predictions, raw, na_probs, has_ans)
             out[f"best_{name}"] = best
             out[f"best_{name}_thresh"] = thresh
+        # Where best_f1 comes from: a tuned tau can buy F1 by answering nothing (NoAns 100,
+        # HasAns 0), which only the split at that tau shows.
+        tau = out["best_f1_thresh"]
+        out.update(
+            _answerable_splits(
+                "best_f1_",
+                _apply_no_answer_threshold(exact_raw, na_probs, has_ans, tau),
+                _apply_no_answer_threshold(f1_raw, na_probs, has_ans, tau),
+                has_ans,
+            )
+        )
+    return out
+
+
+def _answerable_splits(
+    prefix: str,
+    exact: Mapping[str, float],
+    f1: Mapping[str, float],
+    has_ans: Mapping[str, bool],
+) -> dict[str, float | int]:
+    """The official HasAns_/NoAns_ scores (after ``prefix``); a split with no question is absent."""
+    out: dict[str, float | int] = {}
+    for split, wanted in (("HasAns_", True), ("NoAns_", False)):
+        qids = [qid for qid, answerable in has_ans.items() if answerable is wanted]
+        if qids:
+            out.update(_percentages(prefix + split, exact, f1, qids))
     return out
 
 
@@ -179,11 +204,14 @@ def _find_best_thresh(
 ) -> tuple[float, float]:
     """The official sweep: start from all no-answer, then answer questions by rising na_prob.
 
-    The threshold is the na_prob of the last question switched to answering (0.0 if none), so
-    predicting no-answer where na_prob > threshold reproduces the best score.
+    The threshold is the na_prob of the last question switched to answering, so predicting
+    no-answer where na_prob > threshold reproduces the best score. Where answering nothing is
+    best, the official script says 0.0, which answers every question whose na_prob is <= 0 (BERT's
+    null odds often are); we return the float just below the smallest na_prob instead.
     """
     cur_score = best_score = float(sum(1 for qid in scores if not has_ans[qid]))
-    best_thresh = 0.0
+    scored = [na_probs[qid] for qid in scores]
+    best_thresh = math.nextafter(min(scored), -math.inf) if scored else 0.0
     for qid in sorted(na_probs, key=lambda k: na_probs[k]):
         if qid not in scores:
             continue

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from bert_repro.paper.tables import TABLE_TITLES
+from bert_repro.paper.tables import TABLE_TITLES, WNLI_MAJORITY_TEST
 from bert_repro.report.baselines import baseline
 from bert_repro.report.compare import NO_ROW, SHADOWED, SOURCES
 
@@ -161,6 +161,13 @@ def table_markdown(table: str, long: pd.DataFrame, systems: pd.DataFrame) -> str
         lines.append(
             "**The paper's numbers here are TEST (GLUE evaluation server), ours are DEV: "
             "no Δ is computed.**"
+        )
+    if table == "1":
+        lines.append(
+            "WNLI, as the paper treats it (Appendix B.1): no column and not in the Average; the "
+            f"paper submitted the majority class, {WNLI_MAJORITY_TEST:.1f} on test. That "
+            "predictor (the training set's majority class, not_entailment, also dev's) scores "
+            f"{format_value(baseline('wnli', 'accuracy'), 'accuracy')} on dev."
         )
     flagged = long[long["ours_flag"].astype(bool)].drop_duplicates(["system", "ours_flag"])
     if not flagged.empty:
