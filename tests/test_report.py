@@ -290,6 +290,33 @@ def test_a_constant_predictor_is_flagged(tmp_path: Path) -> None:
     assert excluded.loc[excluded["task"] == "stsb", "n"].min() == 1
 
 
+def test_table3_says_how_the_tuned_threshold_reached_its_f1(tmp_path: Path) -> None:
+    # Two seeds: tau = 0 answers everything; the tuned tau trades HasAns for NoAns.
+    for seed, (f1, tuned, has, no) in enumerate(
+        [(40.0, 55.0, 30.0, 80.0), (42.0, 57.0, 34.0, 80.0)]
+    ):
+        metrics = {
+            "exact": f1 - 5,
+            "f1": f1,
+            "best_exact": tuned - 5,
+            "best_f1": tuned,
+            "HasAns_f1": f1 + 20,
+            "NoAns_f1": 20.0,
+            "best_f1_HasAns_f1": has,
+            "best_f1_NoAns_f1": no,
+        }
+        record = make_record(
+            "squad_v2", lr=5e-5, seed=seed + 1, metrics=metrics, headline="best_f1", stage="squad"
+        )
+        write_record(tmp_path, {**record, "experiment": "squad_v2"})
+    report = build_report(tmp_path)
+    text = table_markdown("3", report.tables["3"], report.systems)
+    assert (
+        "SQuAD 2.0: F1 at tau = 0 41.0 ± 1.4; HasAns F1 61.0 ± 1.4; NoAns F1 20.0 ± 0.0; "
+        "F1 at the tuned tau 56.0 ± 1.4; HasAns F1 32.0 ± 2.8; NoAns F1 80.0 ± 0.0"
+    ) in text
+
+
 @pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason="full GLUE dev sets not on this machine")
 @pytest.mark.parametrize("task", ["cola", "sst2", "mrpc", "qnli", "rte", "wnli"])
 def test_stored_majority_baselines_recompute_from_the_dev_labels(task: str) -> None:

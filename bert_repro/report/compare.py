@@ -32,7 +32,7 @@ from bert_repro.paper.tables import (
     glue_average,
     paper_cells,
 )
-from bert_repro.report.aggregate import PAPER_SIZES, SETUP_KEYS
+from bert_repro.report.aggregate import GROUP_KEYS, PAPER_SIZES, SETUP_KEYS
 from bert_repro.report.baselines import baseline
 
 
@@ -44,6 +44,9 @@ class Source:
     task: str | None  # None: any task of the stage (pre-training's held-out data)
     metric: str  # key in the record's metrics
     note: str = ""
+    # Other metrics of the same runs that say how the number arose, printed under the table:
+    # (label, record metric) pairs.
+    details: tuple[tuple[str, str], ...] = ()
 
 
 SOURCES: Mapping[tuple[str, str], Source] = MappingProxyType(
@@ -66,7 +69,18 @@ SOURCES: Mapping[tuple[str, str], Source] = MappingProxyType(
             "squad", "squad_v2", "best_exact", "no-answer threshold tuned on dev, as the paper"
         ),
         ("squad_v2", "f1"): Source(
-            "squad", "squad_v2", "best_f1", "no-answer threshold tuned on dev, as the paper"
+            "squad",
+            "squad_v2",
+            "best_f1",
+            "no-answer threshold tuned on dev, as the paper",
+            details=(
+                ("F1 at tau = 0", "f1"),
+                ("HasAns F1", "HasAns_f1"),
+                ("NoAns F1", "NoAns_f1"),
+                ("F1 at the tuned tau", "best_f1"),
+                ("HasAns F1", "best_f1_HasAns_f1"),
+                ("NoAns F1", "best_f1_NoAns_f1"),
+            ),
         ),
         ("swag", "accuracy"): Source("swag", "swag", "accuracy"),
         ("masked_lm", "perplexity"): Source("pretrain", None, "perplexity"),
@@ -182,6 +196,7 @@ COMPARE_COLUMNS: tuple[str, ...] = (
     "ours_best_lr",
     "ours_data",
     "ours_recipe",
+    "ours_details",
     "ours_flag",
     "ours_scale",
     "ours_experiment",
@@ -191,6 +206,7 @@ COMPARE_COLUMNS: tuple[str, ...] = (
 """One row per (paper cell, our system). ``diff`` = ours_mean - paper_value only where like for
 like (same scale, the paper's dev split, full data, the paper's protocol), else NaN. ``baseline``:
 a constant predictor's dev score; ``ours_recipe``: where the cell departs from the paper's recipe;
+``ours_details``: the source's other metrics from the same runs (SQuAD 2.0's threshold split);
 ``ours_flag``: why its runs are degenerate (a constant predictor)."""
 
 NO_ROW = "no like-for-like paper row"
@@ -403,7 +419,9 @@ def _compare_cell(
         "baseline": baseline(cell.column, cell.metric),
         "ours_metric": source.metric if source else "",
         "ours_best_lr": math.nan,
-        **dict.fromkeys(("ours_data", "ours_recipe", "ours_flag", "ours_experiment"), ""),
+        **dict.fromkeys(
+            ("ours_data", "ours_recipe", "ours_details", "ours_flag", "ours_experiment"), ""
+        ),
         "ours_scale": system["label"] if system else "",
         "status": "",
         "note": "; ".join(n for n in (cell.note, source.note if source else "") if n),
@@ -442,6 +460,7 @@ def _compare_cell(
         ours_n=group["n"],
         diff=math.nan if unlike else group["mean"] - cell.value,
         ours_recipe=recipe_notes(group),
+        ours_details=_details(source, group, summary),
         ours_flag=group["degenerate"],
         status=f"reference only: {'; '.join(unlike)}" if unlike else "compared",
     )
@@ -450,6 +469,21 @@ def _compare_cell(
     if others:
         row["status"] += f"; {others} other group(s) for this cell in summary.csv"
     return row
+
+
+def _details(source: Source, group: pd.Series, summary: pd.DataFrame) -> str:
+    """``F1 at tau = 0 49.2 ± 0.3; HasAns F1 0.0 ...``: the source's details from the same runs."""
+    same = pd.Series(True, index=summary.index)
+    for key in GROUP_KEYS:
+        same &= summary[key] == group[key]
+    means = summary[same].set_index("metric")
+    parts = []
+    for label, metric in source.details:
+        if metric in means.index:
+            row = means.loc[metric]
+            spread = "" if math.isnan(row["std"]) else f" ± {row['std']:.1f}"
+            parts.append(f"{label} {row['mean']:.1f}{spread}")
+    return "; ".join(parts)
 
 
 def _unlike(cell: PaperCell, group: pd.Series, like: bool, scale: str) -> list[str]:

@@ -169,6 +169,13 @@ def table_markdown(table: str, long: pd.DataFrame, systems: pd.DataFrame) -> str
             "predictor (the training set's majority class, not_entailment, also dev's) scores "
             f"{format_value(baseline('wnli', 'accuracy'), 'accuracy')} on dev."
         )
+    detailed = long[long["ours_details"].astype(bool)]
+    if not detailed.empty:
+        lines += ["", "How our cells arose (the same runs, mean ± std over seeds):"]
+        lines += [
+            f"- **{r.system}** {COLUMN_NAMES.get(r.column, r.column)}: {r.ours_details}"
+            for r in detailed.itertuples()
+        ]
     flagged = long[long["ours_flag"].astype(bool)].drop_duplicates(["system", "ours_flag"])
     if not flagged.empty:
         lines += ["", "⚠ Degenerate (a constant predictor, not a result):"]
