@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -233,9 +233,12 @@ def _letter(i: int) -> str:
     return letters[i] if i < len(letters) else f"{letters[i // 26 - 1]}{letters[i % 26]}"
 
 
-def _rows_of(summary: pd.DataFrame, keys: Mapping[str, Any]) -> pd.DataFrame:
+def _rows_of(
+    summary: pd.DataFrame, keys: Mapping[str, Any], names: Sequence[str] = SETUP_KEYS
+) -> pd.DataFrame:
+    """The summary rows that share ``keys``' values of ``names`` (default: one system's rows)."""
     mask = pd.Series(True, index=summary.index)
-    for key in SETUP_KEYS:
+    for key in names:
         mask &= summary[key] == keys[key]
     return summary[mask]
 
@@ -473,10 +476,9 @@ def _compare_cell(
 
 def _details(source: Source, group: pd.Series, summary: pd.DataFrame) -> str:
     """``F1 at tau = 0 49.2 ± 0.3; HasAns F1 0.0 ...``: the source's details from the same runs."""
-    same = pd.Series(True, index=summary.index)
-    for key in GROUP_KEYS:
-        same &= summary[key] == group[key]
-    means = summary[same].set_index("metric")
+    if not source.details:
+        return ""
+    means = _rows_of(summary, group, GROUP_KEYS).set_index("metric")
     parts = []
     for label, metric in source.details:
         if metric in means.index:
