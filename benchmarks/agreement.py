@@ -23,12 +23,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.harness import REPO, call_reference
+from benchmarks.harness import REPO, call_reference, reference_provenance
 from bert_repro.config import run_id
 from bert_repro.data.io import write_json_atomic
 from bert_repro.errors import UserError
 from bert_repro.results.degenerate import from_predictions
-from bert_repro.results.record import git_state, machine_info, now_iso
 
 REFERENCE_DIR = Path("reference") / "hf"
 """Where, under the results store, the HF side's records live (one folder per task)."""
@@ -140,16 +139,7 @@ def run_point(cfg: DictConfig, results: Path, ref_python: str, threads: int) -> 
         "headline_metric": task.headline,
         "degenerate": from_predictions(predictions, task.is_regression),
         **run,
-        "wall_seconds": round(time.perf_counter() - started, 2),
-        "threads": result["threads"],
-        "load_before": load_before,
-        "load_after": os.getloadavg(),
-        "versions": result["versions"],
-        "git": git_state(),
-        "machine": machine_info(),
-        "command": " ".join(["python -m benchmarks.agreement", *sys.argv[1:]]),
-        "finished_at": now_iso(),
-        "config": OmegaConf.to_container(cfg, resolve=True),  # the report pairs by its setup
+        **reference_provenance(result, started, load_before, cfg, "benchmarks.agreement"),
     }
     write_json_atomic(path, record)
     print(f"{task.name} lr={cfg.optim.lr} seed={cfg.seed}: {metrics} -> {path}", flush=True)

@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.table import Row
 from bert_repro import cpu_backend
@@ -34,6 +36,47 @@ class Context:
 def hf_arch(model_cfg: DictConfig) -> dict[str, Any]:
     """The preset as Hugging Face BertConfig keyword arguments (the reference builds from these)."""
     return {k: model_cfg[k] for k in (*ARCH_KEYS, *DROPOUT_KEYS)}
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The resolved config `python run.py <overrides>` would run."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bert_repro.config import CONF_DIR, canonical_overrides, register
+
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=canonical_overrides(overrides))
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def reference_provenance(
+    result: dict[str, Any],
+    started: float,
+    load_before: tuple[float, ...],
+    cfg: DictConfig,
+    module: str,
+) -> dict[str, Any]:
+    """What a reference record says of its run besides results: time and load, versions,
+    commit, machine, command, and the composed config (the report pairs records by it)."""
+    from bert_repro.results.record import git_state, machine_info, now_iso
+
+    return {
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "threads": result["threads"],
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "versions": result["versions"],
+        "git": git_state(),
+        "machine": machine_info(),
+        "command": " ".join(["python -m", module, *sys.argv[1:]]),
+        "finished_at": now_iso(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
 
 
 def run_reference(ctx: Context, job: dict[str, Any], name: str) -> dict[str, Any]:

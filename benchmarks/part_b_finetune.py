@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from benchmarks.harness import Context, run_reference
+from benchmarks.harness import Context, compose, run_reference
 from benchmarks.inputs import pack_encoded
 from benchmarks.table import Row, single
 from bert_repro.pretraining.synthetic import model_config
@@ -25,22 +25,6 @@ REF_VARIANTS = {
     "hf_pad128": "PyTorch + HF, run_glue defaults (pad to 128)",
     "hf_dynamic": "PyTorch + HF, dynamic padding",
 }
-
-
-def compose(overrides: list[str]) -> DictConfig:
-    """The resolved config `python run.py <overrides>` would run."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from bert_repro.config import CONF_DIR, register
-
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=overrides)
-    GlobalHydra.instance().clear()
-    return cfg
 
 
 def max_train_examples(task: str, requested: int | None) -> int | None:

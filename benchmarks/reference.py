@@ -48,6 +48,13 @@ class MaskedOnlyPretraining(BertPreTrainedModel):
     def get_output_embeddings(self) -> Any:
         return self.cls.predictions.decoder
 
+    def scores(self, input_ids, attention_mask, token_type_ids, masked_lm_positions):
+        """MLM logits at the masked positions and the NSP logits."""
+        out = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        index = masked_lm_positions.unsqueeze(-1).expand(-1, -1, self.config.hidden_size)
+        gathered = torch.gather(out.last_hidden_state, 1, index)
+        return self.cls(gathered, out.pooler_output)
+
     def forward(
         self,
         input_ids,
@@ -56,17 +63,18 @@ class MaskedOnlyPretraining(BertPreTrainedModel):
         masked_lm_positions,
         masked_lm_ids,
         masked_lm_weights,
-        next_sentence_label,
+        next_sentence_label=None,
     ):
-        out = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        index = masked_lm_positions.unsqueeze(-1).expand(-1, -1, self.config.hidden_size)
-        gathered = torch.gather(out.last_hidden_state, 1, index)
-        logits, nsp_logits = self.cls(gathered, out.pooler_output)
+        logits, nsp_logits = self.scores(
+            input_ids, attention_mask, token_type_ids, masked_lm_positions
+        )
         losses = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), masked_lm_ids.reshape(-1), reduction="none"
         )
         weights = masked_lm_weights.reshape(-1)
         mlm = (losses * weights).sum() / (weights.sum() + 1e-5)
+        if next_sentence_label is None:  # the `mlm` objective (No NSP)
+            return mlm
         return mlm + F.cross_entropy(nsp_logits, next_sentence_label)
 
 
@@ -226,6 +234,10 @@ def main(job_path: str, out_path: str) -> None:
         from benchmarks.hf_trainer import glue_trainer  # imports transformers' Trainer stack
 
         result["run"] = glue_trainer(job)
+    elif job["kind"] == "pretrain_curve":
+        from benchmarks.hf_pretrain import pretrain_curve
+
+        result["run"] = pretrain_curve(job)
     elif job["kind"] == "ops":
         result["runs"] = {
             model: op_times(job, Shape(**shape)) for model, shape in job["shapes"].items()

@@ -13,7 +13,12 @@ from scipy import stats
 
 from bert_repro.report import build_report, write_report
 from bert_repro.report.aggregate import runs_frame
-from bert_repro.report.agreement import agreement_frame, load_reference, welch_interval
+from bert_repro.report.agreement import (
+    agreement_frame,
+    curve_agreement_frame,
+    load_reference,
+    welch_interval,
+)
 
 
 def _config(lr: float, seed: int, epochs: int = 3) -> dict:
@@ -116,3 +121,69 @@ def test_the_report_writes_the_agreement_table(tmp_path):
     text = (tmp_path / "tables" / "agreement_hf.md").read_text()
     assert "| mrpc | f1 | 2e-05 (2e-05) | 86.6 ± 1.2 (n=5) | 86.9 ± 1.2 (n=5) | -0.30" in text
     assert "agree" in text and "agree" in (tmp_path / "tables" / "summary.md").read_text()
+
+
+def _pretrain_config(seed: int, max_steps: int | None) -> dict:
+    return {
+        "experiment": "pretrain_tiny_mlm_nsp",
+        "stage": "pretrain",
+        "model": {"name": "bert_tiny", "pretrained": None},
+        "pretrain": {"steps": 4000, "eval_every": 250},
+        "trainer": {"batch_size": 32, "max_steps": max_steps},
+        "optim": {"lr": 1e-3, "bias_correction": True},
+        "seed": seed,
+    }
+
+
+def _curve_record(seed: int, stop: int, accuracy: float, max_steps: int | None = None) -> dict:
+    """A run whose held-out accuracy is `accuracy` + step/1000 at every 250 steps to `stop`."""
+    history = [
+        {"step": s, "tokens_seen": 4000 * s, "mlm_accuracy": accuracy + s / 1000, "mlm_loss": 6.0}
+        for s in range(250, stop + 1, 250)
+    ]
+    return {
+        "stage": "pretrain",
+        "status": "complete",
+        "experiment": "pretrain_tiny_mlm_nsp",
+        "seed": seed,
+        "history": history,
+        "config": _pretrain_config(seed, max_steps),
+    }
+
+
+# Held-out accuracy of two seeds a few tenths apart, as BERT-tiny's are at a step (its records).
+SEEDS_ACC = {1: 8.0, 2: 8.6, 42: 8.3}
+
+
+@pytest.mark.parametrize(("shift", "verdict"), [(0.1, "agree"), (-5.0, "differ")])
+def test_pretraining_curves_pair_at_the_steps_both_sides_evaluated(shift, verdict):
+    # ours: one full run and one cut at step 500 (same schedule: the same setup); HF: two cut runs
+    ours = [_curve_record(42, 4000, SEEDS_ACC[42]), _curve_record(1, 500, SEEDS_ACC[1], 500)]
+    hf = [_curve_record(s, 750, SEEDS_ACC[s] + shift, 750) for s in (1, 2)]
+    frame = curve_agreement_frame(ours, hf).query("metric == 'mlm_accuracy'").set_index("step")
+    assert list(frame.index) == [250, 500, 750]  # HF evaluated 750 steps; ours reached 4000
+    assert list(frame["ours_n"]) == [2, 2, 1] and list(frame["hf_n"]) == [2, 2, 2]
+    assert frame.loc[500, "diff"] == pytest.approx((8.3 + 8.0) / 2 - (8.0 + 8.6) / 2 - shift)
+    assert frame.loc[250, "verdict"] == verdict
+    assert frame.loc[750, "verdict"] == "too few seeds"
+
+
+def test_pretraining_curves_of_another_setup_do_not_pair():
+    other = _curve_record(1, 500, 8.0)
+    other["config"]["optim"]["bias_correction"] = False
+    assert curve_agreement_frame([other], [_curve_record(1, 500, 8.0)]).empty
+
+
+def test_the_report_writes_the_pretraining_agreement_table(tmp_path):
+    results = tmp_path / "results"
+    for seed in (1, 2):
+        for folder, shift in (("runs/pretraining", 0.0), ("reference/hf_pretrain", 0.2)):
+            path = results / folder / f"{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(_curve_record(seed, 500, SEEDS_ACC[seed] + shift)))
+    write_report(build_report(results), tmp_path / "tables")
+    text = (tmp_path / "tables" / "agreement_hf_pretraining.md").read_text()
+    assert (
+        "| pretrain_tiny_mlm_nsp | 500 | 2.00M | 8.8 ± 0.4 (n=2) / 9.0 ± 0.4 (n=2) / -0.20" in text
+    )
+    assert "agree" in text

@@ -28,7 +28,14 @@ from bert_repro.report.aggregate import (
     summarize,
     sweep_frame,
 )
-from bert_repro.report.agreement import agreement_frame, agreement_markdown, load_reference
+from bert_repro.report.agreement import (
+    agreement_frame,
+    agreement_markdown,
+    curve_agreement_frame,
+    curve_agreement_markdown,
+    load_pretraining_reference,
+    load_reference,
+)
 from bert_repro.report.compare import (
     PROVENANCE,
     ROWS,
@@ -90,6 +97,7 @@ class Report:
     tables: dict[str, pd.DataFrame]
     pending: pd.DataFrame = field(default_factory=pd.DataFrame)
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # ours vs HF, same points
+    curve_agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # same, pre-training
 
 
 def build_report(
@@ -115,6 +123,7 @@ def build_report(
         tables=compare_all(summary),
         pending=pending,
         agreement=agreement_frame(runs, load_reference(results_dir)),
+        curve_agreement=curve_agreement_frame(records, load_pretraining_reference(results_dir)),
     )
 
 
@@ -133,6 +142,7 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
         "sweep": report.sweep,
         "systems": report.systems,
         "agreement_hf": report.agreement,
+        "agreement_hf_pretraining": report.curve_agreement,
         **{f"table{t}": frame for t, frame in report.tables.items()},
     }
     written = []
@@ -144,9 +154,12 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
         path = out / f"table{table}.md"
         path.write_text(table_markdown(table, frame, report.systems))
         written.append(path)
-    agreement = out / "agreement_hf.md"
-    agreement.write_text(agreement_markdown(report.agreement))
-    written.append(agreement)
+    for name, text in (
+        ("agreement_hf", agreement_markdown(report.agreement)),
+        ("agreement_hf_pretraining", curve_agreement_markdown(report.curve_agreement)),
+    ):
+        (out / f"{name}.md").write_text(text)
+        written.append(out / f"{name}.md")
     section = out / SECTION_FILE
     section.write_text(_section(report, out))
     written.append(section)
@@ -184,7 +197,12 @@ def _section(report: Report, out: Path) -> str:
     lines += ["", "### Our runs (best learning rate on dev, statistics over seeds at that lr)", ""]
     lines.append(markdown(_runs_overview(report.summary)) if not report.summary.empty else "None.")
     lines += ["", table_markdown("1", report.tables["1"], report.systems)]
-    lines += [agreement_markdown(report.agreement), "### The other paper tables", ""]
+    lines += [
+        agreement_markdown(report.agreement),
+        curve_agreement_markdown(report.curve_agreement),
+        "### The other paper tables",
+        "",
+    ]
     for table, frame in report.tables.items():
         if table == "1":
             continue

@@ -25,11 +25,7 @@ from bert_repro.report.render import format_value
 
 REFERENCE_GLOB = "reference/hf/*/*.json"
 
-COLUMNS: tuple[str, ...] = (
-    "task",
-    "metric",
-    "lr",
-    "our_pick",
+_COMPARISON = (
     "ours_mean",
     "ours_std",
     "ours_n",
@@ -40,6 +36,15 @@ COLUMNS: tuple[str, ...] = (
     "ci_low",
     "ci_high",
     "verdict",
+)
+"""What :func:`compare_sides` returns: both sides' seed statistics, the Welch interval, verdict."""
+
+COLUMNS: tuple[str, ...] = (
+    "task",
+    "metric",
+    "lr",
+    "our_pick",
+    *_COMPARISON,
     "ours_train_s",
     "hf_train_s",
     "degenerate",
@@ -86,6 +91,26 @@ def welch_interval(a: pd.Series, b: pd.Series, level: float = 0.95) -> tuple[flo
     return diff - half, diff + half
 
 
+def compare_sides(ours: pd.Series, hf: pd.Series) -> dict[str, Any]:
+    """Mean ± std (n) on each side, ours − HF with a Welch 95% interval, and the verdict:
+    "agree" when the interval covers 0; "too few seeds" below two a side."""
+    os_, hs = seed_stats(ours), seed_stats(hf)
+    low = high = math.nan
+    if len(ours) > 1 and len(hf) > 1:
+        low, high = welch_interval(ours, hf)
+        verdict = "agree" if low <= 0 <= high else "differ"
+    else:
+        verdict = "too few seeds"
+    return {
+        **{f"ours_{k}": os_[k] for k in ("mean", "std", "n")},
+        **{f"hf_{k}": hs[k] for k in ("mean", "std", "n")},
+        "diff": os_["mean"] - hs["mean"],
+        "ci_low": low,
+        "ci_high": high,
+        "verdict": verdict,
+    }
+
+
 def agreement_frame(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """One row per (group, lr) that both sides ran: the comparison, its verdict, training times."""
     rows = []
@@ -97,14 +122,6 @@ def agreement_frame(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame
         column = METRIC_PREFIX + metric
         group = ours_all[(ours_all["task"] == task) & (ours_all["setup"] == setup)]
         ours = group[group["lr"] == lr]
-        o, h = ours[column].dropna(), hf[column].dropna()
-        os_, hs = seed_stats(o), seed_stats(h)
-        low = high = math.nan
-        if len(o) > 1 and len(h) > 1:
-            low, high = welch_interval(o, h)
-            verdict = "agree" if low <= 0 <= high else "differ"
-        else:
-            verdict = "too few seeds"
         flagged = int(ours["degenerate"].astype(bool).sum() + hf["degenerate"].astype(bool).sum())
         rows.append(
             {
@@ -112,16 +129,7 @@ def agreement_frame(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame
                 "metric": metric,
                 "lr": lr,
                 "our_pick": best_lr(group, metric),
-                "ours_mean": os_["mean"],
-                "ours_std": os_["std"],
-                "ours_n": os_["n"],
-                "hf_mean": hs["mean"],
-                "hf_std": hs["std"],
-                "hf_n": hs["n"],
-                "diff": os_["mean"] - hs["mean"],
-                "ci_low": low,
-                "ci_high": high,
-                "verdict": verdict,
+                **compare_sides(ours[column].dropna(), hf[column].dropna()),
                 "ours_train_s": _mean_seconds(ours),
                 "hf_train_s": _mean_seconds(hf),
                 "degenerate": flagged,
@@ -181,3 +189,114 @@ def _stat(row: Any, side: str) -> str:
 
 def _minutes(seconds: float) -> str:
     return "—" if math.isnan(seconds) else f"{seconds / 60:.1f} min"
+
+
+PRETRAIN_REFERENCE_GLOB = "reference/hf_pretrain/*.json"
+CURVE_METRICS = ("mlm_accuracy", "nsp_accuracy", "mlm_loss")
+CURVE_COLUMNS = ("experiment", "setup", "step", "tokens_seen", "metric", *_COMPARISON)
+
+
+def curve_setup(config: dict[str, Any]) -> str:
+    """A pre-training run's setup without where it was cut: a cut run (`trainer.max_steps`) runs
+    the full run's schedule, so its curve is the full curve's first part."""
+    trainer = {k: v for k, v in (config.get("trainer") or {}).items() if k != "max_steps"}
+    return setup_hash({**config, "trainer": trainer})
+
+
+def load_pretraining_reference(results_dir: str | Path) -> list[dict[str, Any]]:
+    """The HF side's complete pre-training records (``python -m benchmarks.pretrain_agreement``)."""
+    records = []
+    for path in sorted(Path(results_dir).glob(PRETRAIN_REFERENCE_GLOB)):
+        if not path.name.startswith("."):  # not a temp file of an atomic write in progress
+            record = json.loads(path.read_text())
+            if record.get("status") == "complete":
+                records.append(record)
+    return records
+
+
+def _curve_points(records: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [
+        {
+            "experiment": record["experiment"],
+            "setup": curve_setup(record.get("config") or {}),
+            "seed": record.get("seed"),
+            "step": entry["step"],
+            "tokens_seen": entry.get("tokens_seen", math.nan),  # older records lack it
+            "metric": metric,
+            "value": entry[metric],
+        }
+        for record in records
+        for entry in record.get("history") or []
+        for metric in CURVE_METRICS
+        if metric in entry
+    ]
+    columns = ["experiment", "setup", "seed", "step", "tokens_seen", "metric", "value"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def curve_agreement_frame(
+    records: list[dict[str, Any]], reference: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """Per setup, held-out step and metric that both sides evaluated: mean ± std (n) over seeds
+    on each side, ours − HF with a Welch 95% interval, and "agree" when it covers 0."""
+    ours_runs = [
+        r for r in records if r.get("stage") == "pretrain" and r.get("status") == "complete"
+    ]
+    ours, hf = _curve_points(ours_runs), _curve_points(reference)
+    rows = []
+    for (setup, step, metric), h in hf.groupby(["setup", "step", "metric"]):
+        o = ours[(ours["setup"] == setup) & (ours["step"] == step) & (ours["metric"] == metric)]
+        if o.empty:
+            continue
+        rows.append(
+            {
+                "experiment": h["experiment"].iloc[0],
+                "setup": setup,
+                "step": step,
+                "tokens_seen": o["tokens_seen"].mean(),
+                "metric": metric,
+                **compare_sides(o["value"], h["value"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def curve_agreement_markdown(frame: pd.DataFrame) -> str:
+    """results/tables/agreement_hf_pretraining.md: the two held-out curves, step by step."""
+    metrics = [m for m in CURVE_METRICS if m in set(frame["metric"])] or list(CURVE_METRICS[:2])
+    header = " | ".join(f"{m}: ours / HF / ours − HF [95% CI], verdict" for m in metrics)
+    lines = [
+        "### Pre-training from scratch: ours against Hugging Face + PyTorch, same batches",
+        "",
+        f"| preset | step | tokens seen | {header} |",
+        "|---|---|---|" + "---|" * len(metrics),
+    ]
+    for (experiment, _setup, step), group in frame.groupby(["experiment", "setup", "step"]):
+        cells = []
+        for metric in metrics:
+            found = group[group["metric"] == metric]
+            if found.empty:
+                cells.append("—")
+                continue
+            r = next(found.itertuples())
+            interval = "" if math.isnan(r.ci_low) else f" [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+            cells.append(
+                f"{_stat(r, 'ours')} / {_stat(r, 'hf')} / {r.diff:+.2f}{interval}, {r.verdict}"
+            )
+        seen = group["tokens_seen"].iloc[0]
+        tokens = "—" if math.isnan(seen) else f"{seen / 1e6:.2f}M"
+        lines.append(f"| {experiment} | {step} | {tokens} | " + " | ".join(cells) + " |")
+    if frame.empty:
+        lines.append("| — | | | no HF pre-training records yet |" + " |" * (len(metrics) - 1))
+    lines += [
+        "",
+        "Held-out documents of the shared corpus; accuracies in %, loss in nats. Ours: `run.py "
+        "+experiment=<preset>` (the preset's Adam form: the from-scratch ones correct the "
+        "bias); HF: `python -m benchmarks.pretrain_agreement <preset>` (HF's `BertModel` + "
+        "`BertPreTrainingHeads` from HF's random init, torch AdamW) on the same shards, batches "
+        "in the same order, schedule and held-out instances. The initial draws and dropout "
+        "streams differ, so seeds are not paired: the interval is Welch's over the two seed "
+        "distributions; agree = it covers 0. A run cut by `trainer.max_steps` keeps the full "
+        "schedule, so it pairs with full runs at the steps both evaluated.",
+    ]
+    return "\n".join(lines) + "\n"
