@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.harness import REPO, call_reference, reference_provenance
+from benchmarks.harness import (
+    call_reference,
+    reference_options,
+    reference_provenance,
+    run_seeds,
+)
 from bert_repro.config import run_id
 from bert_repro.data.io import write_json_atomic
 from bert_repro.errors import UserError
@@ -150,25 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.agreement", description=__doc__)
     parser.add_argument("task", help="a GLUE task of experiments/table1_glue.yaml, e.g. mrpc")
     parser.add_argument("--lr", type=float, required=True, help="the lr our grid chose on dev")
-    parser.add_argument("--seeds", default="1,2,3,4,5", help="comma-separated (%(default)s)")
     parser.add_argument("--scale", default="cpu", help="the definition's scale (%(default)s)")
-    parser.add_argument("--results", type=Path, default=REPO / "results")
-    parser.add_argument("--ref-python", default=str(REPO / ".venv-bench" / "bin" / "python"))
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("overrides", nargs="*", help="extra overrides, as for the catalogue")
+    reference_options(parser, "1,2,3,4,5", "extra overrides, as for the catalogue")
     args = parser.parse_intermixed_args(argv)
-    if not Path(args.ref_python).is_file():
-        print(f"error: no reference interpreter at {args.ref_python}; run `make bench-venv`")
-        return 2
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-        for seed in seeds:
-            cfg = point_config(args.task, args.lr, seed, args.scale, args.overrides)
-            run_point(cfg, args.results, args.ref_python, args.threads)
-    except (UserError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_seeds(
+        args,
+        lambda seed: point_config(args.task, args.lr, seed, args.scale, args.overrides),
+        run_point,
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.table import Row
 from bert_repro import cpu_backend
+from bert_repro.errors import UserError
 from bert_repro.models.factory import ARCH_KEYS, DROPOUT_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +79,38 @@ def reference_provenance(
         "finished_at": now_iso(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+
+
+def reference_options(parser: argparse.ArgumentParser, seeds: str, overrides: str) -> None:
+    """The options every HF-side study takes: seeds, where records go, the bench venv, threads."""
+    parser.add_argument("--seeds", default=seeds, help="comma-separated (%(default)s)")
+    parser.add_argument("--results", type=Path, default=REPO / "results")
+    parser.add_argument("--ref-python", default=str(REPO / ".venv-bench" / "bin" / "python"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("overrides", nargs="*", help=overrides)
+
+
+def run_seeds(
+    args: argparse.Namespace,
+    config_of: Callable[[int], DictConfig],
+    run: Callable[[DictConfig, Path, str, int], Path],
+) -> int:
+    """`run` each of `--seeds` in turn (exit 0), or one line and exit 2 on bad input."""
+    if not Path(args.ref_python).is_file():
+        print(f"error: no reference interpreter at {args.ref_python}; run `make bench-venv`")
+        return 2
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        print(f"error: --seeds takes comma-separated integers, e.g. 1,2,3 (got '{args.seeds}')")
+        return 2
+    try:
+        for seed in seeds:
+            run(config_of(seed), args.results, args.ref_python, args.threads)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def run_reference(ctx: Context, job: dict[str, Any], name: str) -> dict[str, Any]:

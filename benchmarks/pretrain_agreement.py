@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from benchmarks.harness import REPO, call_reference, compose, hf_arch, reference_provenance
+from benchmarks.harness import (
+    call_reference,
+    compose,
+    hf_arch,
+    reference_options,
+    reference_provenance,
+    run_seeds,
+)
 from bert_repro.config import run_id
 from bert_repro.data.io import write_json_atomic
 from bert_repro.errors import UserError
@@ -135,25 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("experiment", help="a pre-training preset, e.g. pretrain_tiny_mlm_nsp")
-    parser.add_argument("--seeds", default="42", help="comma-separated (%(default)s)")
-    parser.add_argument("--results", type=Path, default=REPO / "results")
-    parser.add_argument("--ref-python", default=str(REPO / ".venv-bench" / "bin" / "python"))
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument(
-        "overrides", nargs="*", help="run.py overrides, e.g. trainer.max_steps=1000"
-    )
+    reference_options(parser, "42", "run.py overrides, e.g. trainer.max_steps=1000")
     args = parser.parse_intermixed_args(argv)
-    if not Path(args.ref_python).is_file():
-        print(f"error: no reference interpreter at {args.ref_python}; run `make bench-venv`")
-        return 2
-    try:
-        for seed in (int(s) for s in args.seeds.split(",")):
-            cfg = run_config(args.experiment, seed, args.overrides)
-            run_seed(cfg, args.results, args.ref_python, args.threads)
-    except (UserError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_seeds(args, lambda seed: run_config(args.experiment, seed, args.overrides), run_seed)
 
 
 if __name__ == "__main__":

@@ -54,3 +54,12 @@ def test_hf_side_trains_on_our_batches_and_scores_our_heldout_set(tmp_path, fram
 def test_what_the_hf_side_cannot_replay_is_refused_in_one_line(experiment, overrides, says):
     with pytest.raises(UserError, match=says):
         run_config(experiment, 1, overrides)
+
+
+def test_bad_seeds_get_one_line_that_names_the_form(capsys):
+    from benchmarks.pretrain_agreement import main
+
+    assert main(["pretrain_tiny_mlm_nsp", "--seeds", "1;2", "--ref-python", __file__]) == 2
+    assert capsys.readouterr().out.strip() == (
+        "error: --seeds takes comma-separated integers, e.g. 1,2,3 (got '1;2')"
+    )

@@ -67,6 +67,7 @@ __all__ = [
     "cpu_scale_tables",
     "glance",
     "history_frame",
+    "load_pretraining_reference",
     "load_records",
     "pending_runs",
     "readme_section",
