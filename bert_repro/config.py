@@ -204,6 +204,29 @@ ADDED_SCIENCE_DEFAULTS = {
 }
 
 
+TRAINER_BOOKKEEPING = ("checkpoint_every", "keep_checkpoints", "resume")
+"""trainer keys that decide how a run is kept, not what it computes."""
+
+
+def science_config(cfg: dict) -> dict:
+    """The part of a resolved config that decides a result: without the non-science groups and
+    the trainer's bookkeeping, and with the added science keys at their old value left out, so
+    a record written before a key existed reads as the same science as one written after."""
+    science = {k: v for k, v in cfg.items() if k not in NON_SCIENCE_KEYS}
+    if isinstance(science.get("trainer"), dict):
+        trainer = science["trainer"]
+        science["trainer"] = {k: v for k, v in trainer.items() if k not in TRAINER_BOOKKEEPING}
+    for (group, key), default in ADDED_SCIENCE_DEFAULTS.items():
+        if isinstance(science.get(group), dict) and science[group].get(key) == default:
+            science[group] = {k: v for k, v in science[group].items() if k != key}
+    return science
+
+
+def config_hash(science: dict, length: int) -> str:
+    blob = json.dumps(science, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
 def run_id(cfg: DictConfig | dict) -> str:
     """A stable id from the science part of the resolved config (same config -> same run dir)."""
     if isinstance(cfg, DictConfig):
@@ -211,17 +234,7 @@ def run_id(cfg: DictConfig | dict) -> str:
         unresolved = OmegaConf.to_container(cfg, resolve=False)
         unresolved.pop("hydra", None)
         cfg = OmegaConf.to_container(OmegaConf.create(unresolved), resolve=True)
-    science = {k: v for k, v in cfg.items() if k not in NON_SCIENCE_KEYS}
-    if isinstance(science.get("trainer"), dict):
-        trainer = dict(science["trainer"])
-        for key in ("checkpoint_every", "keep_checkpoints", "resume"):
-            trainer.pop(key, None)
-        science["trainer"] = trainer
-    for (group, key), default in ADDED_SCIENCE_DEFAULTS.items():
-        if isinstance(science.get(group), dict) and science[group].get(key) == default:
-            science[group] = {k: v for k, v in science[group].items() if k != key}
-    blob = json.dumps(science, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+    return config_hash(science_config(cfg), 10)
 
 
 def _run_id_resolver(*, _root_: DictConfig) -> str:

@@ -16,6 +16,7 @@ from bert_repro.report.aggregate import runs_frame
 from bert_repro.report.agreement import (
     agreement_frame,
     curve_agreement_frame,
+    curve_setup,
     load_reference,
     welch_interval,
 )
@@ -187,3 +188,17 @@ def test_the_report_writes_the_pretraining_agreement_table(tmp_path):
         "| pretrain_tiny_mlm_nsp | 500 | 2.00M | 8.8 ± 0.4 (n=2) / 9.0 ± 0.4 (n=2) / -0.20" in text
     )
     assert "agree" in text
+
+
+def test_a_record_written_before_a_science_key_existed_is_the_same_setup():
+    """Our seed-42 BERT-tiny record predates trainer.group_by_length (then speed's) and pairs
+    with an HF record composed today: a key added at the value that reproduces old records
+    changes neither run ids nor setups."""
+    old = _pretrain_config(42, None)
+    old["speed"] = {"group_by_length": False}
+    new = _pretrain_config(42, 1500)
+    new["trainer"]["group_by_length"] = False
+    new["trainer"]["precision"] = "fp32"
+    assert curve_setup(old) == curve_setup(new)
+    new["trainer"]["group_by_length"] = True  # another choice: another setup
+    assert curve_setup(old) != curve_setup(new)

@@ -12,7 +12,6 @@ summary row, and only complete runs with a finite headline enter the statistics.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -22,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from bert_repro.config import NON_SCIENCE_KEYS
+from bert_repro.config import config_hash, science_config
 from bert_repro.report.baselines import degenerate_reason
 from bert_repro.results.record import repo_relative
 
@@ -55,7 +54,6 @@ how it was pre-trained. Data used is a label of each cell, not part of the syste
 # Settings left out of the setup hash besides the non-science ones: the swept ones, and where the
 # data happens to live on this machine.
 _NOT_SETUP = {("optim", "lr"), ("seed",), ("data", "root")}
-_TRAINER_BOOKKEEPING = ("checkpoint_every", "keep_checkpoints", "resume")
 _LOWER_IS_BETTER = ("loss", "perplexity")
 
 
@@ -258,15 +256,10 @@ RUN_COLUMNS: tuple[str, ...] = tuple(_run_row({}))
 
 def setup_hash(config: dict[str, Any]) -> str:
     """Hash of the science config without lr, seed and the data's location: one lr sweep."""
-    science = {k: v for k, v in config.items() if k not in NON_SCIENCE_KEYS}
+    science = science_config(config)
     for path in _NOT_SETUP:
         science = _drop(science, path)
-    if isinstance(science.get("trainer"), dict):
-        science["trainer"] = {
-            k: v for k, v in science["trainer"].items() if k not in _TRAINER_BOOKKEEPING
-        }
-    blob = json.dumps(science, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+    return config_hash(science, 8)
 
 
 def _drop(tree: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
