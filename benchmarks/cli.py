@@ -94,6 +94,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="ours with mindtorch's GELU/LayerNorm/loss ops, not bert_repro/cpu_kernels (before)",
     )
     parser.add_argument(
+        "--stock-matmul",
+        action="store_true",
+        help="ours with MindSpore's MatMul in nn.Linear, not speed.openblas_matmul (before)",
+    )
+    parser.add_argument(
         "--async-launch",
         action="store_true",
         help="ours with MindSpore's async op queue, not speed.blocking_cpu_launch (before)",
@@ -157,6 +162,7 @@ def _save(ctx: Context, table: str) -> Path:
         f"# Benchmark {stamp}\n\n{table}\n\n"
         f"Machine: {machine}; threads {args.threads}; "
         f"our CPU kernels: {'stock mindtorch' if args.stock_kernels else 'fused'}; "
+        f"Linear matmuls: {'MindSpore' if args.stock_matmul else 'OpenBLAS when fused'}; "
         f"op launch: {'async queue' if args.async_launch else 'blocking (CPU)'}.\n\n"
         f"Ours: {ours}.\n\nReference: {reference or 'not run'}.\n"
     )
@@ -187,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if backend.target() == "CPU":
         cpu_backend.set_cpu_threads(args.threads)
     cpu_backend.use_fused_cpu_kernels(not args.stock_kernels)
+    cpu_backend.use_openblas_matmul(not args.stock_matmul)
     cpu_backend.use_blocking_cpu_launch(not args.async_launch)
     with tempfile.TemporaryDirectory(prefix="bert-repro-bench-") as work:
         ctx = Context(args, Path(work), load_at_start=os.getloadavg())

@@ -139,6 +139,7 @@ class SpeedConfig:
     cpu_threads: int | None = None  # MindSpore CPU kernel threads (None: MindSpore's default)
     fused_cpu_kernels: bool = True  # bert_repro/cpu_kernels.cc: elementwise ops, loss, AdamW
     blocking_cpu_launch: bool = True  # CPU: each op runs when called (no async queue spinning)
+    openblas_matmul: bool = True  # CPU, fused kernels on: nn.Linear's matmuls by numpy's OpenBLAS
 
 
 @dataclass

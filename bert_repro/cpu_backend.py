@@ -115,11 +115,16 @@ def _dense_as_matmul(input, weight, bias=None):
     from mindtorch._apis import cpu
     from mindtorch._op_prim.cpu import legacy
 
+    fused = _Fused.ops
+    blas = fused is not None and _Fused.openblas_matmul and fused.matmul_nt is not None
+    if blas and input.dtype == mindspore.float32:
+        out = fused.matmul_nt(input, weight)  # any leading dims: no reshapes
+        return out if bias is None else fused.bias_add(out, bias)
     shape = input.shape
     rows = cpu.reshape(input, (-1, shape[-1])) if len(shape) != 2 else input
     out = legacy.mat_mul(rows, weight, False, True)
-    if bias is not None and _Fused.ops is not None and out.dtype == bias.dtype == mindspore.float32:
-        out = _Fused.ops.bias_add(out, bias)
+    if bias is not None and fused is not None and out.dtype == bias.dtype == mindspore.float32:
+        out = fused.bias_add(out, bias)
     elif bias is not None:
         out = legacy.bias_add(out, bias, "NCHW")
     return cpu.reshape(out, (*shape[:-1], out.shape[-1])) if len(shape) != 2 else out
@@ -155,11 +160,12 @@ def tune(speed: Any) -> dict[str, bool]:
     """Apply the CPU speed settings (`speed` config); on another target none applies (and the
     fused kernels are not compiled). Returns what is on."""
     if not on_cpu():
-        return {"fused_cpu_kernels": False, "blocking_cpu_launch": False}
+        return dict.fromkeys(("fused_cpu_kernels", "openblas_matmul", "blocking_cpu_launch"), False)
     if speed.cpu_threads:
         set_cpu_threads(speed.cpu_threads)
     return {
         "fused_cpu_kernels": use_fused_cpu_kernels(speed.fused_cpu_kernels),
+        "openblas_matmul": use_openblas_matmul(speed.openblas_matmul),
         "blocking_cpu_launch": use_blocking_cpu_launch(speed.blocking_cpu_launch),
     }
 
@@ -185,6 +191,7 @@ def set_cpu_threads(count: int) -> None:
     import mindspore
 
     mindspore.device_context.cpu.op_tuning.threads_num(count)
+    cpu_kernels.set_blas_threads(count)  # the linear layers' matmuls, when OpenBLAS runs them
     _threads = count
 
 
@@ -207,6 +214,7 @@ class _Fused:
     """The fused CPU ops in use (None: mindtorch's stock ops) and the stock ops they replace."""
 
     ops: cpu_kernels.FusedOps | None = None
+    openblas_matmul: bool = True  # Linear's matmuls by the library's OpenBLAS kernels, if linked
     stock: ClassVar[dict[str, Callable[..., Any]]] = {}
 
 
@@ -233,6 +241,15 @@ def use_fused_cpu_kernels(enabled: bool) -> bool:
     cpu.softmax = _fused_softmax
     cpu.fused_cross_entropy = _Fused.ops.cross_entropy
     return True
+
+
+def use_openblas_matmul(enabled: bool) -> bool:
+    """Run `nn.Linear`'s matrix products (forward and both gradients) by the sgemm of numpy's
+    OpenBLAS, linked into the fused kernels' library: MindSpore 2.7's CPU MatMul ran them ~2x
+    slower. Applies while the fused kernels are on; returns whether it does (the library was
+    built against OpenBLAS)."""
+    _Fused.openblas_matmul = enabled
+    return enabled and _Fused.ops is not None and _Fused.ops.matmul_nt is not None
 
 
 def fused_ops() -> cpu_kernels.FusedOps | None:

@@ -430,3 +430,47 @@ extern "C" int SoftmaxBackward(int, void **params, int *ndims, int64_t **shapes,
   }
   return 0;
 }
+
+#ifdef BERT_REPRO_OPENBLAS
+// A linear layer's matrix products through OpenBLAS's sgemm (the copy numpy's wheel ships, 64-bit
+// integer interface), forward and both gradients. MindSpore 2.7's CPU MatMul ran these ~2x slower
+// than the same sgemm (4096x256 @ 256x1024, one thread each on a shared machine: 71 vs 35 ms),
+// and they are ~70% of a BERT-mini step's kernel time (results/bench/*-profile-bert_mini.md).
+// Any leading dims are rows.
+extern "C" void cblas_sgemm64_(int order, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                               float alpha, const float *a, int64_t lda, const float *b,
+                               int64_t ldb, float beta, float *c, int64_t ldc);
+namespace {
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+}  // namespace
+
+// params: x (..., k), w (n, k) -> y (..., n) = x @ w^T
+extern "C" int MatMulNT(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *x = static_cast<const float *>(params[0]);
+  const float *w = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  const int64_t k = shapes[1][1], n = shapes[1][0], rows = Count(ndims[0], shapes[0]) / k;
+  cblas_sgemm64_(kRowMajor, kNoTrans, kTrans, rows, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
+  return 0;
+}
+
+// params: dy (..., n), w (n, k) -> dx (..., k) = dy @ w
+extern "C" int MatMulNN(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *w = static_cast<const float *>(params[1]);
+  float *dx = static_cast<float *>(params[2]);
+  const int64_t n = shapes[1][0], k = shapes[1][1], rows = Count(ndims[0], shapes[0]) / n;
+  cblas_sgemm64_(kRowMajor, kNoTrans, kNoTrans, rows, k, n, 1.0f, dy, n, w, k, 0.0f, dx, k);
+  return 0;
+}
+
+// params: dy (..., n), x (..., k), w (n, k; its shape only) -> dw (n, k) = dy^T @ x
+extern "C" int MatMulTN(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *x = static_cast<const float *>(params[1]);
+  float *dw = static_cast<float *>(params[3]);
+  const int64_t n = shapes[2][0], k = shapes[2][1], rows = Count(ndims[0], shapes[0]) / n;
+  cblas_sgemm64_(kRowMajor, kTrans, kNoTrans, n, k, rows, 1.0f, dy, n, x, k, 0.0f, dw, k);
+  return 0;
+}
+#endif

@@ -14,6 +14,7 @@ The library is compiled once per machine with the system C++ compiler (`$CXX`, e
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import platform
@@ -30,10 +31,27 @@ _COMMON = ("-O3", "-fopenmp", "-shared", "-fPIC", "-Wl,-z,defs")
 # declares them only under __FAST_MATH__; defining the macro enables the declarations alone, not
 # -ffast-math's reordering. Scalar expf made the cross-entropy slower than MindSpore's own.
 # Fallback (older glibc, other compilers): the same code, scalar.
-FLAG_SETS = (
-    (*_COMMON, "-march=native", "-fno-math-errno", "-D__FAST_MATH__", "-lmvec"),
-    _COMMON,
-)
+VECTOR_FLAGS = (*_COMMON, "-march=native", "-fno-math-errno", "-D__FAST_MATH__", "-lmvec")
+
+
+def openblas() -> Path | None:
+    """The OpenBLAS numpy's wheel ships (64-bit integer interface, `cblas_sgemm64_`), or None
+    (numpy built against another BLAS): the linear layers' matmuls link against it."""
+    import numpy
+
+    found = sorted((Path(numpy.__file__).parent.parent / "numpy.libs").glob("libopenblas64_*.so"))
+    return found[0] if found else None
+
+
+def flag_sets() -> list[tuple[str, ...]]:
+    """Compiler flags to try in order: with OpenBLAS's matmuls when numpy ships it, then without
+    (MindSpore's MatMul runs); each with this CPU's vector units first, then plain."""
+    sets = [VECTOR_FLAGS, _COMMON]
+    blas = openblas()
+    if blas is None:
+        return sets
+    linked = ("-DBERT_REPRO_OPENBLAS", str(blas), f"-Wl,-rpath,{blas.parent}")
+    return [(*flags, *linked) for flags in sets] + sets
 
 
 def cache_dir() -> Path:
@@ -54,7 +72,8 @@ def build(directory: Path | None = None) -> Path | None:
     reason printed when this machine cannot build it."""
     directory = directory or cache_dir()
     compiler = shutil.which(os.environ.get("CXX", "g++"))
-    digest = hashlib.sha256(SOURCE.read_bytes() + repr(FLAG_SETS).encode() + _machine())
+    sets = flag_sets()
+    digest = hashlib.sha256(SOURCE.read_bytes() + repr(sets).encode() + _machine())
     library = directory / f"cpu_kernels-{digest.hexdigest()[:12]}.so"
     if library.exists():
         return library
@@ -64,7 +83,7 @@ def build(directory: Path | None = None) -> Path | None:
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         built = Path(scratch) / library.name
-        for flags in FLAG_SETS:
+        for flags in sets:
             command = [compiler, "-o", str(built), str(SOURCE), *flags]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode == 0:
@@ -89,6 +108,7 @@ class FusedOps:
     softmax: Any  # over the last axis
     sum_of_squares: Any  # (*tensors) -> float32 (1,)
     adam: Any  # (*params, *m, *v, *grads, hyper, decay) -> (1,); the first three in place
+    matmul_nt: Any | None  # (x (..., k), w (n, k)) -> x @ w^T by OpenBLAS; None: not linked
 
 
 def fused_ops(library: Path) -> FusedOps:
@@ -162,6 +182,23 @@ def fused_ops(library: Path) -> FusedOps:
             func_type="aot",
         )
 
+    matmul_nt = None
+    if hasattr(ctypes.CDLL(str(library)), "MatMulNT"):  # built against numpy's OpenBLAS
+        matmul_nn = ops.Custom(
+            f"{library}:MatMulNN",
+            out_shape=lambda dy, w: [*dy[:-1], w[1]],
+            out_dtype=lambda dy, w: dy,
+            func_type="aot",
+        )
+        matmul_tn = op("MatMulTN", lambda dy, x, w: w)
+        matmul_nt = ops.Custom(
+            f"{library}:MatMulNT",
+            out_shape=lambda x, w: [*x[:-1], w[0]],
+            out_dtype=lambda x, w: x,
+            func_type="aot",
+            bprop=lambda x, w, out, dout: (matmul_nn(dout, w), matmul_tn(dout, x, w)),
+        )
+
     return FusedOps(
         library,
         gelu,
@@ -173,4 +210,12 @@ def fused_ops(library: Path) -> FusedOps:
         softmax,
         scalar("SumOfSquares"),
         scalar("AdamWeightDecayMulti"),
+        matmul_nt,
     )
+
+
+def set_blas_threads(count: int) -> None:
+    """Size numpy's OpenBLAS pool, which the linear layers' matmuls share (if it ships one)."""
+    blas = openblas()
+    if blas is not None:
+        ctypes.CDLL(str(blas)).openblas_set_num_threads64_(count)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bert_repro import device
+from bert_repro import cpu_kernels, device
 from bert_repro.config import run_id
 from bert_repro.errors import UserError
 from tests.conftest import compose
@@ -87,6 +87,8 @@ def test_cpu_target_gets_every_cpu_fix_and_speed_setting():
     assert seen["patched"] == sorted(["dense", "dropout", "sub", *kernels])
     assert seen["kernel_builds"] == 1 and seen["launch_blocking"] == 1
     assert seen["tuned"]["blocking_cpu_launch"]
+    # the linear layers' matmuls by OpenBLAS wherever numpy ships it and the kernels built
+    assert seen["tuned"]["openblas_matmul"] == (fused and cpu_kernels.openblas() is not None)
 
 
 @pytest.mark.parametrize(
@@ -100,7 +102,11 @@ def test_accelerator_target_gets_none_of_the_cpu_fixes(choice, target, tensors):
     assert seen["patched"] == []
     assert seen["omp_wait_policy"] is None
     assert seen["kernel_builds"] == 0 and seen["launch_blocking"] == 0
-    assert seen["tuned"] == {"fused_cpu_kernels": False, "blocking_cpu_launch": False}
+    assert seen["tuned"] == {
+        "fused_cpu_kernels": False,
+        "openblas_matmul": False,
+        "blocking_cpu_launch": False,
+    }
 
 
 def test_unknown_device_is_one_line_with_the_choices():
