@@ -59,7 +59,7 @@ def run_config(experiment: str, seed: int, overrides: list[str]) -> DictConfig:
 
 def reference_job(cfg: DictConfig, threads: int) -> dict[str, Any]:
     """The bench venv's job: our shards (built if absent), schedule and hyper-parameters."""
-    from bert_repro.models.factory import load_tokenizer, resolve_pretrained
+    from bert_repro.models.factory import DROPOUT_KEYS, load_tokenizer, resolve_pretrained
     from bert_repro.pretraining.objectives import data_config, prepare_shards
     from bert_repro.stages.common import planned_steps
     from bert_repro.training.optim import warmup_steps_for
@@ -78,9 +78,7 @@ def reference_job(cfg: DictConfig, threads: int) -> dict[str, Any]:
         "objective": cfg.objective.name,
         "architecture": hf_arch(cfg.model),
         "weights": weights,
-        "dropout": {
-            k: cfg.model[k] for k in ("hidden_dropout_prob", "attention_probs_dropout_prob")
-        },
+        "dropout": {k: cfg.model[k] for k in DROPOUT_KEYS},
         "train_shards": str(shards["train"]),
         "heldout_shards": str(shards["heldout"]),
         "eval_batch_size": int(cfg.speed.eval_batch_size),
