@@ -317,6 +317,27 @@ def test_table3_says_how_the_tuned_threshold_reached_its_f1(tmp_path: Path) -> N
     ) in text
 
 
+def test_a_squad_cell_shows_the_run_at_the_papers_settings(tmp_path: Path) -> None:
+    """Two setups of one cell: a short run at a larger lr (2 seeds) and the paper's 3 epochs at
+    5e-5 (1 seed). The cell shows the recipe's run (n=1), not the one with more seeds."""
+    for seed, (epochs, lr, f1) in enumerate([(1, 1e-4, 34.0), (1, 1e-4, 33.0), (3, 5e-5, 51.5)]):
+        record = make_record(
+            "squad_v1",
+            lr=lr,
+            seed=seed,
+            metrics={"exact_match": f1 - 13, "f1": f1},
+            headline="f1",
+            stage="squad",
+            experiment="squad_v1_offline",
+        )
+        record["epochs"] = epochs
+        record["config"]["trainer"]["epochs"] = epochs
+        write_record(tmp_path, {**record, "run_id": f"{record['run_id']}-{epochs}"})
+    report = build_report(tmp_path)
+    text = table_markdown("2", report.tables["2"], report.systems)
+    assert "| 51.5 (n=1) |" in text and "34.0" not in text and "33.5" not in text
+
+
 @pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason="full GLUE dev sets not on this machine")
 @pytest.mark.parametrize("task", ["cola", "sst2", "mrpc", "qnli", "rte", "wnli"])
 def test_stored_majority_baselines_recompute_from_the_dev_labels(task: str) -> None:

@@ -384,19 +384,27 @@ _DATA_RANK = {"full": 0, "subsampled": 1}
 def _pick(groups: pd.DataFrame, metric: str) -> tuple[pd.Series | None, int]:
     """The group to show for one cell, and how many others exist (listed in summary.csv).
 
-    Preference: full data over subsampled, a named experiment over ``default``, then more seeds.
+    Preference: full data over subsampled, a named experiment over ``default``, fewer departures
+    from the paper's recipe (:func:`recipe_notes`: SQuAD at its settings over a shorter run),
+    then more seeds.
     """
     with_metric = groups[groups["metric"] == metric]
     pool = with_metric if not with_metric.empty else groups
     if pool.empty:
         return None, 0
+    departures = [len(n.split("; ")) if n else 0 for n in map(recipe_notes, _rows(pool))]
     ranked = pool.assign(
         _data=pool["data"].map(_DATA_RANK).fillna(len(_DATA_RANK)),
         _default=pool["experiment"] == "default",
+        _departures=departures,
         _n=pool["n"].fillna(0),
-    ).sort_values(["_data", "_default", "_n"], ascending=[True, True, False])
+    ).sort_values(["_data", "_default", "_departures", "_n"], ascending=[True, True, True, False])
     others = ranked[["experiment", "data", "setup"]].drop_duplicates()
     return ranked.iloc[0], len(others) - 1
+
+
+def _rows(frame: pd.DataFrame) -> list[pd.Series]:
+    return [row for _, row in frame.iterrows()]
 
 
 def _compare_cell(
