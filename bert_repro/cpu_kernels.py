@@ -1,5 +1,6 @@
 """Fused C++ kernels for the CPU ops MindSpore runs slowest (GELU, LayerNorm, softmax, biases,
-embedding, dropout, cross-entropy) and a two-launch optimizer step.
+embedding, dropout, cross-entropy), a two-launch optimizer step, and the linear layers' matmuls
+through the OpenBLAS numpy ships (MindSpore's CPU MatMul ran them ~2x slower).
 
 Why our own kernels: MindSpore 2.7 on CPU runs GELU as five elementwise kernels and LayerNorm and
 the softmax cross-entropy as several more, each reading and writing the whole tensor. Bench part
@@ -9,7 +10,8 @@ its gradient is a second Custom op wired in through `bprop`. Same math (erf GELU
 results match the stock ops to float rounding (tests/test_cpu_kernels.py).
 
 The library is compiled once per machine with the system C++ compiler (`$CXX`, else g++) into
-`$BERT_REPRO_CACHE/kernels` (default ~/.cache/bert_repro). Without a compiler the stock ops run.
+`$BERT_REPRO_CACHE/kernels` (default ~/.cache/bert_repro). Without a compiler the stock ops run;
+without numpy's OpenBLAS, MindSpore's MatMul does.
 """
 
 from __future__ import annotations
