@@ -433,10 +433,9 @@ extern "C" int SoftmaxBackward(int, void **params, int *ndims, int64_t **shapes,
 
 #ifdef BERT_REPRO_OPENBLAS
 // A linear layer's matrix products through OpenBLAS's sgemm (the copy numpy's wheel ships, 64-bit
-// integer interface), forward and both gradients. MindSpore 2.7's CPU MatMul ran these ~2x slower
-// than the same sgemm (4096x256 @ 256x1024, one thread each on a shared machine: 71 vs 35 ms),
-// and they are ~70% of a BERT-mini step's kernel time (results/bench/*-profile-bert_mini.md).
-// Any leading dims are rows.
+// integer interface), forward and both gradients. MindSpore 2.7's CPU MatMul was ~70% of a
+// BERT-mini step's kernel time (results/bench/*-profile-bert_mini.md); with these the step is
+// 17% shorter (bench part a, --stock-matmul against the default). Any leading dims are rows.
 extern "C" void cblas_sgemm64_(int order, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                                float alpha, const float *a, int64_t lda, const float *b,
                                int64_t ldb, float beta, float *c, int64_t ldc);

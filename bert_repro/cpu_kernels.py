@@ -1,6 +1,6 @@
 """Fused C++ kernels for the CPU ops MindSpore runs slowest (GELU, LayerNorm, softmax, biases,
 embedding, dropout, cross-entropy), a two-launch optimizer step, and the linear layers' matmuls
-through the OpenBLAS numpy ships (MindSpore's CPU MatMul ran them ~2x slower).
+through the OpenBLAS numpy ships (faster than MindSpore's CPU MatMul: bench part a).
 
 Why our own kernels: MindSpore 2.7 on CPU runs GELU as five elementwise kernels and LayerNorm and
 the softmax cross-entropy as several more, each reading and writing the whole tensor. Bench part
