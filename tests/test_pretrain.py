@@ -143,6 +143,23 @@ def test_batches_carry_what_each_objective_predicts(shards):
             assert 0 < batch["masked_lm_weights"].sum() <= 20 * 8
 
 
+def test_context_free_accuracy_copies_visible_tokens_and_guesses_the_majority_at_masks():
+    from bert_repro.pretraining.objectives import OBJECTIVES, context_free_accuracy
+
+    mask = 9
+    batch = {  # row 0 predicts at positions 1-3, row 1 at position 0 only (weight 0 elsewhere)
+        "input_ids": np.array([[5, mask, 7, mask], [mask, 4, 4, 4]]),
+        "masked_lm_positions": np.array([[1, 2, 3], [0, 1, 2]]),
+        "masked_lm_ids": np.array([[4, 7, 6], [4, 0, 0]]),
+        "masked_lm_weights": np.array([[1, 1, 1], [1, 0, 0]]),
+    }
+    # targets 4, 7, 6, 4: majority 4; a mask hides 4 (right), 7 is shown (copied: right),
+    # a mask hides 6 (guess 4: wrong), a mask hides 4 (right)
+    assert context_free_accuracy([batch], OBJECTIVES["mlm_nsp"], mask) == 75.0
+    # a left-to-right model never sees its target: the majority only
+    assert context_free_accuracy([batch], OBJECTIVES["ltr"], mask) == 50.0
+
+
 def tiny_model(objective: str):
     from mindnlp.transformers import BertConfig
 
@@ -309,6 +326,7 @@ def test_pretrain_stage_writes_record_and_hf_checkpoint(objective, pretrained):
     curve = [entry["tokens_seen"] for entry in record["history"]]  # learning curves' x axis
     assert 0 < curve[0] < curve[1] == record["tokens_seen"]
     assert record["tokens_seen"] > 0 and record["tokens_per_second"] > 0
+    assert 0 < record["data"]["phase1"]["heldout_context_free_accuracy"] < 100
     checkpoint = run_dir / "checkpoint"
     for name in ("config.json", "model.safetensors", "vocab.txt"):
         assert (checkpoint / name).is_file(), name

@@ -296,6 +296,33 @@ def heldout_batches(
     ]
 
 
+def context_free_accuracy(batches: Iterable[Batch], objective: Objective, mask_id: int) -> float:
+    """Held-out accuracy (%) of the best predictor that ignores context: under MLM it returns a
+    visible token itself (a [MASK] hides the 80%; the 10% kept are right) and the set's most
+    frequent target at a [MASK]; under ``ltr`` the most frequent target everywhere.
+
+    BERT's first plateau sits below this line (one token for every position); a model at it has
+    learned token frequencies and the identity, nothing from context, however long it trained.
+    Only accuracy above it says the encoder reads context. The majority target is the evaluated
+    set's own, as the GLUE majority baselines are.
+    """
+    targets, visible = [], []
+    for batch in batches:
+        weighted = batch["masked_lm_weights"] > 0
+        targets.append(batch["masked_lm_ids"][weighted])
+        if not objective.causal:  # what the model sees where it predicts
+            shown = np.take_along_axis(batch["input_ids"], batch["masked_lm_positions"], 1)
+            visible.append(shown[weighted])
+    target = np.concatenate(targets)
+    if not len(target):
+        return math.nan
+    correct = target == np.bincount(target).argmax()
+    if visible:
+        shown = np.concatenate(visible)
+        correct = np.where(shown != mask_id, shown == target, correct)
+    return 100.0 * float(correct.mean())
+
+
 def evaluate(model: Any, batches: Iterable[Batch], objective: Objective) -> dict[str, float]:
     """Held-out LM loss, accuracy and perplexity (Table 6's "LM (ppl)"), and NSP accuracy.
 

@@ -30,6 +30,7 @@ from bert_repro.pretraining.objectives import (
     Objective,
     ShardStream,
     StreamBatches,
+    context_free_accuracy,
     data_config,
     evaluate,
     get_objective,
@@ -199,12 +200,14 @@ def _run_phase(
     chunk = cfg.pretrain.eval_every
     instances = int(stream.counts.sum())
     micro = -(-batch_size // cfg.trainer.grad_accum_steps)
+    context_free = context_free_accuracy(heldout, objective, tokenizer.mask_token_id)
     print(
         f"phase {phase.number}: objective={objective.name} length={phase.max_seq_length} "
         f"steps={phase.steps} batch={batch_size} (micro-batch {micro}) "
         f"tokens/step<={batch_size * phase.max_seq_length} train instances={instances} "
         f"(passes over them: {phase.steps * batch_size / instances:.2f}) "
-        f"held-out instances={sum(len(b['input_ids']) for b in heldout)}"
+        f"held-out instances={sum(len(b['input_ids']) for b in heldout)} "
+        f"(accuracy without context: {context_free:.2f}%)"
     )
 
     def batches_for(epoch: int) -> StreamBatches:
@@ -232,6 +235,7 @@ def _run_phase(
         "train_shards": str(shards["train"]),
         "train_instances": instances,
         "heldout_instances": load_manifest(shards["heldout"])["totals"]["instances"],
+        "heldout_context_free_accuracy": context_free,
     }
     return state, summary
 
