@@ -2,9 +2,10 @@
 
 Part (e) times blocks alone, each with a reduction to a scalar that the step never runs; this
 runs MindSpore's profiler over whole training steps (forward, backward, clipping, AdamW) at the
-benchmark's shapes and sums kernel time by op type. What the kernels do not account for is the
-framework's own cost (Python, dispatch, autograd bookkeeping). Ours only: PyTorch has no
-counterpart here. CPU, blocking launch and the fused kernels, as a run uses them.
+benchmark's shapes and sums kernel time by op, each fused kernel under its own name. What the
+kernels do not account for is the framework's own cost (Python, dispatch, autograd bookkeeping).
+Ours only: PyTorch has no counterpart here. CPU, blocking launch and the fused kernels, as a run
+uses them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import csv
 import os
 import tempfile
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,18 +25,31 @@ from benchmarks.stats import summarize, time_calls
 from bert_repro.pretraining.synthetic import model_config, pretraining_batch
 
 
-def kernel_times(profile_dir: Path, steps: int) -> list[tuple[str, float, float]]:
-    """(op type, launches per step, ms per step) from the profiler's CPU summary, largest first."""
-    (summary,) = profile_dir.glob("**/cpu_op_type_info_*.csv")
-    with summary.open() as f:
-        rows = [
-            (
-                r["op_type"],
-                int(r["type_occurrences"]) / steps,
-                float(r["total_compute_time"]) / steps,
-            )
-            for r in csv.DictReader(f)
-        ]
+def kernel_times(
+    profile_dir: Path, steps: int, launches: list[str]
+) -> list[tuple[str, float, float]]:
+    """(op, launches per step, ms per step) from the profiler's per-op CPU summary, largest first.
+
+    The profiler calls every fused kernel `Custom-opN`; its launch list names N in order, and
+    `launches` (our own log of the same steps) says which kernel each launch was. If the two
+    lists disagree in length, the fused kernels stay one "Custom" row.
+    """
+    (detail,) = profile_dir.glob("**/cpu_op_detail_info_*.csv")
+    (framework,) = profile_dir.glob("**/cpu_framework_*.txt")
+    lines = framework.read_text().splitlines()
+    custom = [line.split(";")[1] for line in lines if line.startswith("Custom;")]
+    kernels: dict[str, set[str]] = defaultdict(set)
+    if len(custom) == len(launches):
+        for op_name, kernel in zip(custom, launches, strict=True):
+            kernels[op_name].add(kernel)
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    with detail.open() as f:
+        for row in csv.DictReader(f):
+            named = kernels.get(row["op_name"], set())
+            op = f"Custom {next(iter(named))}" if len(named) == 1 else row["op_type"]
+            totals[op][0] += int(row["op_occurrences"])
+            totals[op][1] += float(row["op_total_time(ms)"])
+    rows = [(op, count / steps, ms / steps) for op, (count, ms) in totals.items()]
     return sorted(rows, key=lambda row: -row[2])
 
 
@@ -49,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out-dir", default=str(REPO / "results" / "bench"))
     args = parser.parse_args(argv)
 
-    from bert_repro import backend, cpu_backend
+    from bert_repro import backend, cpu_backend, cpu_kernels
 
     backend.configure_hub("https://huggingface.co", offline=True)
     backend.load_framework("cpu")
@@ -65,11 +80,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bert-repro-profile-") as scratch:
         profiler = mindspore.Profiler(output_path=scratch)
+        cpu_kernels.LAUNCHES = []
         for _ in range(args.steps):
             step()
+        launches, cpu_kernels.LAUNCHES = cpu_kernels.LAUNCHES, None
         profiler.stop()
         profiler.analyse()
-        rows = kernel_times(Path(scratch), args.steps)
+        rows = kernel_times(Path(scratch), args.steps, launches)
     kernels = sum(ms for _, _, ms in rows)
     lines = [
         f"# Step profile: {args.model}, {args.batch}x{args.seq_len}, {args.predictions} masked",
@@ -79,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{'on' if fused else 'off'}; kernels {kernels:,.0f} ms, the rest "
         f"({wall - kernels:,.0f} ms) is the framework's own.",
         "",
-        "| op type | launches/step | ms/step | share of kernel time |",
+        "| op | launches/step | ms/step | share of kernel time |",
         "|---|---|---|---|",
         *(f"| {op} | {n:g} | {ms:.1f} | {ms / kernels:.0%} |" for op, n, ms in rows if ms >= 0.05),
     ]

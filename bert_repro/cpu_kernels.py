@@ -23,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,14 +114,34 @@ class FusedOps:
     matmul_nt: Any | None  # (x (..., k), w (n, k)) -> x @ w^T by OpenBLAS; None: not linked
 
 
+# While a list, every launch of a fused kernel appends the kernel's name. MindSpore's profiler
+# calls each of them `Custom-opN` and lists launches in order, so this order is what names its
+# rows (benchmarks.profile_step).
+LAUNCHES: list[str] | None = None
+
+
+def _logged(name: str, primitive: Any) -> Callable[..., Any]:
+    def launch(*args: Any) -> Any:
+        if LAUNCHES is not None:
+            LAUNCHES.append(name)
+        return primitive(*args)
+
+    return launch
+
+
 def fused_ops(library: Path) -> FusedOps:
     from mindspore import Tensor, float32, ops
 
-    def op(name: str, like: Any, bprop: Any = None) -> Any:
-        """`like` maps the inputs to the outputs they mirror (shape and dtype alike)."""
-        return ops.Custom(
-            f"{library}:{name}", out_shape=like, out_dtype=like, func_type="aot", bprop=bprop
+    def custom(name: str, shape: Any, dtype: Any, bprop: Any = None) -> Callable[..., Any]:
+        """The library's kernel `name`; `shape` and `dtype` map the inputs' to the outputs'."""
+        primitive = ops.Custom(
+            f"{library}:{name}", out_shape=shape, out_dtype=dtype, func_type="aot", bprop=bprop
         )
+        return _logged(name, primitive)
+
+    def op(name: str, like: Any, bprop: Any = None) -> Callable[..., Any]:
+        """`like` maps the inputs to the outputs they mirror (shape and dtype alike)."""
+        return custom(name, like, like, bprop)
 
     gelu_backward = op("GeluBackward", lambda x, dy: x)
     gelu = op("GeluForward", lambda x: x, lambda x, out, dout: (gelu_backward(x, dout),))
@@ -141,12 +162,11 @@ def fused_ops(library: Path) -> FusedOps:
         return ce_backward(logits, targets, dout), ops.zeros_like(targets)
 
     # out_dtype follows the logits (float32), not the integer targets
-    cross_entropy = ops.Custom(
-        f"{library}:CrossEntropyForward",
-        out_shape=lambda logits, targets: targets,
-        out_dtype=lambda logits, targets: logits,
-        func_type="aot",
-        bprop=ce_bprop,
+    cross_entropy = custom(
+        "CrossEntropyForward",
+        lambda logits, targets: targets,
+        lambda logits, targets: logits,
+        ce_bprop,
     )
 
     def dropout_bprop(x: Any, key: Any, rate: Any, out: Any, dout: Any) -> tuple:
@@ -159,12 +179,11 @@ def fused_ops(library: Path) -> FusedOps:
     def embedding_bprop(table: Any, ids: Any, out: Any, dout: Any) -> tuple:
         return embedding_backward(ids, dout, table), ops.zeros_like(ids)
 
-    embedding = ops.Custom(
-        f"{library}:EmbeddingForward",
-        out_shape=lambda table, ids: [*ids, table[1]],
-        out_dtype=lambda table, ids: table,
-        func_type="aot",
-        bprop=embedding_bprop,
+    embedding = custom(
+        "EmbeddingForward",
+        lambda table, ids: [*ids, table[1]],
+        lambda table, ids: table,
+        embedding_bprop,
     )
 
     bias_grad = op("BiasGrad", lambda dy, b: b)
@@ -174,31 +193,20 @@ def fused_ops(library: Path) -> FusedOps:
     softmax_backward = op("SoftmaxBackward", lambda y, dy: y)
     softmax = op("SoftmaxForward", lambda x: x, lambda x, out, dout: (softmax_backward(out, dout),))
 
-    def scalar(name: str) -> Any:
+    def scalar(name: str) -> Callable[..., Any]:
         """An op over any number of tensors whose output is one float32 (for the in-place
         update, a dummy: a Custom op must have an output)."""
-        return ops.Custom(
-            f"{library}:{name}",
-            out_shape=lambda *shapes: [1],
-            out_dtype=lambda *dtypes: float32,
-            func_type="aot",
-        )
+        return custom(name, lambda *shapes: [1], lambda *dtypes: float32)
 
     matmul_nt = None
     if hasattr(ctypes.CDLL(str(library)), "MatMulNT"):  # built against numpy's OpenBLAS
-        matmul_nn = ops.Custom(
-            f"{library}:MatMulNN",
-            out_shape=lambda dy, w: [*dy[:-1], w[1]],
-            out_dtype=lambda dy, w: dy,
-            func_type="aot",
-        )
+        matmul_nn = custom("MatMulNN", lambda dy, w: [*dy[:-1], w[1]], lambda dy, w: dy)
         matmul_tn = op("MatMulTN", lambda dy, x, w: w)
-        matmul_nt = ops.Custom(
-            f"{library}:MatMulNT",
-            out_shape=lambda x, w: [*x[:-1], w[0]],
-            out_dtype=lambda x, w: x,
-            func_type="aot",
-            bprop=lambda x, w, out, dout: (matmul_nn(dout, w), matmul_tn(dout, x, w)),
+        matmul_nt = custom(
+            "MatMulNT",
+            lambda x, w: [*x[:-1], w[0]],
+            lambda x, w: x,
+            lambda x, w, out, dout: (matmul_nn(dout, w), matmul_tn(dout, x, w)),
         )
 
     return FusedOps(

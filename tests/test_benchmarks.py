@@ -229,3 +229,25 @@ def test_hf_predictions_come_back_in_dev_order():
     done = subprocess.run(run, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("in order")
+
+
+def test_profile_names_each_fused_kernel_from_the_launch_log(tmp_path):
+    from benchmarks.profile_step import kernel_times
+
+    # the profiler's launch list (one line per launch) and its per-op summary, as MindSpore writes
+    (tmp_path / "cpu_framework_0.txt").write_text(
+        "Custom;Custom-op0;1;input_1:[4, 8];\n;;1;\nCustom;Custom-op1;1;\nCustom;Custom-op0;1;\n"
+    )
+    header = "op_side,op_type,op_name,full_op_name,op_occurrences,op_total_time(ms)"
+    (tmp_path / "cpu_op_detail_info_0.csv").write_text(
+        f"{header}\nHost,Custom,Custom-op0,Default/Custom-op0,2,4.0\n"
+        "Host,Custom,Custom-op1,Default/Custom-op1,1,1.0\nHost,MatMul,MatMul-op3,x,1,3.0\n"
+    )
+    log = ["GeluForward", "GeluBackward", "GeluForward"]
+    assert kernel_times(tmp_path, 1, log) == [
+        ("Custom GeluForward", 2, 4.0),
+        ("MatMul", 1, 3.0),
+        ("Custom GeluBackward", 1, 1.0),
+    ]
+    # a log that does not match the launches names nothing: the kernels stay one row
+    assert kernel_times(tmp_path, 2, log[:1])[0] == ("Custom", 1.5, 2.5)

@@ -193,3 +193,16 @@ def test_training_losses_match_the_stock_path(fused):
     for (loss, norm), (stock_loss, stock_norm) in zip(fused_steps, stock_steps, strict=True):
         assert loss == pytest.approx(stock_loss, rel=1e-5)
         assert norm == pytest.approx(stock_norm, rel=1e-4)
+
+
+def test_launch_log_names_forward_and_backward_kernels_in_launch_order(fused):
+    torch = fused
+    (x,) = tensors(torch, (4, 8))
+    x.requires_grad_(True)
+    cpu_kernels.LAUNCHES = []
+    try:
+        backend.value_and_grad(lambda: torch.nn.functional.gelu(x).sum(), [x])()
+        launches = cpu_kernels.LAUNCHES
+    finally:
+        cpu_kernels.LAUNCHES = None
+    assert launches.index("GeluForward") < launches.index("GeluBackward")
