@@ -109,9 +109,7 @@ def _dense_as_matmul(input, weight, bias=None):
     (batch, length, hidden) inputs of BERT than a MatMul of the flattened rows (bench part e:
     186 vs 37 ms forward, BERT-mini's H->4H). Same values; gradients by MindSpore's autodiff.
     With the fused kernels the bias is theirs: BiasAdd and BiasAddGrad took ~130 ms per step on
-    the MLM decoder's logits alone. With OpenBLAS linked, a layer with a bias is one kernel
-    forward and one backward (`LinearForward`/`LinearBackward`): fewer launches, each of which
-    costs the framework time of its own.
+    the MLM decoder's logits alone.
     """
     import mindspore
     from mindtorch._apis import cpu
@@ -119,8 +117,9 @@ def _dense_as_matmul(input, weight, bias=None):
 
     fused = _Fused.ops
     blas = fused is not None and _Fused.openblas_matmul and fused.matmul_nt is not None
-    if blas and input.dtype == mindspore.float32:  # any leading dims: no reshapes
-        return fused.matmul_nt(input, weight) if bias is None else fused.linear(input, weight, bias)
+    if blas and input.dtype == mindspore.float32:
+        out = fused.matmul_nt(input, weight)  # any leading dims: no reshapes
+        return out if bias is None else fused.bias_add(out, bias)
     shape = input.shape
     rows = cpu.reshape(input, (-1, shape[-1])) if len(shape) != 2 else input
     out = legacy.mat_mul(rows, weight, False, True)

@@ -4,7 +4,6 @@
 // which reads and writes the whole tensor (bench part e: GELU 23x, LayerNorm 18x slower than
 // PyTorch before these). The LayerNorm and cross-entropy backward recompute their row statistics
 // instead of keeping them: one more read of the row, no extra outputs.
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -368,8 +367,11 @@ extern "C" int BiasAddForward(int, void **params, int *ndims, int64_t **shapes, 
   return 0;
 }
 
-// db[c] = sum over rows of dy[r, c]
-static void ColumnSums(const float *dy, int64_t rows, int64_t d, float *db) {
+// params: dy (rows, d), b (d; its shape only) -> db (d)
+extern "C" int BiasGrad(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *dy = static_cast<const float *>(params[0]);
+  float *db = static_cast<float *>(params[2]);
+  const int64_t d = shapes[1][0], rows = Count(ndims[0], shapes[0]) / d;
 #pragma omp parallel
   {
     const int threads = omp_get_num_threads(), me = omp_get_thread_num();
@@ -381,13 +383,6 @@ static void ColumnSums(const float *dy, int64_t rows, int64_t d, float *db) {
       for (int64_t c = c0; c < c1; c++) db[c] += dy[r * d + c];
     }
   }
-}
-
-// params: dy (rows, d), b (d; its shape only) -> db (d)
-extern "C" int BiasGrad(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
-  const int64_t d = shapes[1][0];
-  ColumnSums(static_cast<const float *>(params[0]), Count(ndims[0], shapes[0]) / d, d,
-             static_cast<float *>(params[2]));
   return 0;
 }
 
@@ -475,37 +470,6 @@ extern "C" int MatMulTN(int, void **params, int *ndims, int64_t **shapes, const 
   float *dw = static_cast<float *>(params[3]);
   const int64_t n = shapes[2][0], k = shapes[2][1], rows = Count(ndims[0], shapes[0]) / n;
   cblas_sgemm64_(kRowMajor, kTrans, kNoTrans, n, k, rows, 1.0f, dy, n, x, k, 0.0f, dw, k);
-  return 0;
-}
-
-// A whole linear layer in one launch each way: every launch costs the framework ~0.5 ms on top
-// of its kernel (benchmarks.profile_step), and matmul + bias forward, two matmuls + bias sums
-// backward, were five.
-// params: x (..., k), w (n, k), b (n) -> y (..., n) = x @ w^T + b
-extern "C" int LinearForward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
-  const float *x = static_cast<const float *>(params[0]);
-  const float *w = static_cast<const float *>(params[1]);
-  const float *b = static_cast<const float *>(params[2]);
-  float *y = static_cast<float *>(params[3]);
-  const int64_t k = shapes[1][1], n = shapes[1][0], rows = Count(ndims[0], shapes[0]) / k;
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; r++) std::copy(b, b + n, y + r * n);
-  cblas_sgemm64_(kRowMajor, kNoTrans, kTrans, rows, n, k, 1.0f, x, k, w, k, 1.0f, y, n);
-  return 0;
-}
-
-// params: dy (..., n), x (..., k), w (n, k) -> dx (..., k), dw (n, k), db (n)
-extern "C" int LinearBackward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
-  const float *dy = static_cast<const float *>(params[0]);
-  const float *x = static_cast<const float *>(params[1]);
-  const float *w = static_cast<const float *>(params[2]);
-  float *dx = static_cast<float *>(params[3]);
-  float *dw = static_cast<float *>(params[4]);
-  float *db = static_cast<float *>(params[5]);
-  const int64_t n = shapes[2][0], k = shapes[2][1], rows = Count(ndims[0], shapes[0]) / n;
-  cblas_sgemm64_(kRowMajor, kNoTrans, kNoTrans, rows, k, n, 1.0f, dy, n, w, k, 0.0f, dx, k);
-  cblas_sgemm64_(kRowMajor, kTrans, kNoTrans, n, k, rows, 1.0f, dy, n, x, k, 0.0f, dw, k);
-  ColumnSums(dy, rows, n, db);
   return 0;
 }
 #endif

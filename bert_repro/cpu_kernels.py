@@ -112,7 +112,6 @@ class FusedOps:
     sum_of_squares: Any  # (*tensors) -> float32 (1,)
     adam: Any  # (*params, *m, *v, *grads, hyper, decay) -> (1,); the first three in place
     matmul_nt: Any | None  # (x (..., k), w (n, k)) -> x @ w^T by OpenBLAS; None: not linked
-    linear: Any | None  # (x (..., k), w (n, k), b (n)) -> x @ w^T + b, likewise
 
 
 # While a list, every launch of a fused kernel appends the kernel's name. MindSpore's profiler
@@ -199,7 +198,7 @@ def fused_ops(library: Path) -> FusedOps:
         update, a dummy: a Custom op must have an output)."""
         return custom(name, lambda *shapes: [1], lambda *dtypes: float32)
 
-    matmul_nt = linear = None
+    matmul_nt = None
     if hasattr(ctypes.CDLL(str(library)), "MatMulNT"):  # built against numpy's OpenBLAS
         matmul_nn = custom("MatMulNN", lambda dy, w: [*dy[:-1], w[1]], lambda dy, w: dy)
         matmul_tn = op("MatMulTN", lambda dy, x, w: w)
@@ -208,15 +207,6 @@ def fused_ops(library: Path) -> FusedOps:
             lambda x, w: [*x[:-1], w[0]],
             lambda x, w: x,
             lambda x, w, out, dout: (matmul_nn(dout, w), matmul_tn(dout, x, w)),
-        )
-        linear_backward = custom(
-            "LinearBackward", lambda dy, x, w: (x, w, w[:1]), lambda dy, x, w: (x, w, w)
-        )
-        linear = custom(
-            "LinearForward",
-            lambda x, w, b: [*x[:-1], w[0]],
-            lambda x, w, b: x,
-            lambda x, w, b, out, dout: linear_backward(dout, x, w),
         )
 
     return FusedOps(
@@ -231,7 +221,6 @@ def fused_ops(library: Path) -> FusedOps:
         scalar("SumOfSquares"),
         scalar("AdamWeightDecayMulti"),
         matmul_nt,
-        linear,
     )
 
 
