@@ -11,17 +11,17 @@ Each test trains 300 steps (~3 min on 2 cores): `make test-slow` runs them.
 import numpy as np
 import pytest
 
+from bert_repro.pretraining.synthetic import CLS, FIRST_WORD_ID, MASK, SEP
 from tests.conftest import compose
 
 WORDS, LENGTH, BATCH, PREDICTIONS = 100, 16, 16, 4
-FIRST_WORD, CLS, SEP, MASK = 999, 101, 102, 103
 STEPS = 300
 
 
 def pair_batch(rows: int, seed: int) -> dict[str, np.ndarray]:
     """`rows` sequences [CLS] a a b b ... [SEP]; in each, PREDICTIONS pairs lose one token."""
     rng = np.random.default_rng(seed)
-    words = rng.integers(FIRST_WORD, FIRST_WORD + WORDS, (rows, LENGTH // 2))
+    words = rng.integers(FIRST_WORD_ID, FIRST_WORD_ID + WORDS, (rows, LENGTH // 2))
     ids = np.repeat(words, 2, axis=1)
     ids[:, 0], ids[:, -1] = CLS, SEP
     inner_pairs = np.arange(1, LENGTH // 2 - 1)  # the first and last pairs hold [CLS] / [SEP]
@@ -52,7 +52,7 @@ def pair_accuracy_after_training(framework, tmp_path, initializer_range: float) 
 
     cfg = compose(["+experiment=pretrain_tiny_mlm_nsp"], tmp_path)
     arch = {key: cfg.model[key] for key in (*ARCH_KEYS, *DROPOUT_KEYS)}
-    arch.update(vocab_size=FIRST_WORD + WORDS, initializer_range=initializer_range)
+    arch.update(vocab_size=FIRST_WORD_ID + WORDS, initializer_range=initializer_range)
     backend.seed_everything(0)
     model = BertPretrainingModel(BertConfig(**arch, bert_repro_objective="mlm_nsp"))
     model.train()
