@@ -160,6 +160,31 @@ def test_context_free_accuracy_copies_visible_tokens_and_guesses_the_majority_at
     assert context_free_accuracy([batch], OBJECTIVES["ltr"], mask) == 50.0
 
 
+def test_context_free_loss_is_the_train_frequencies_with_copying_fitted_on_train():
+    from bert_repro.pretraining.objectives import OBJECTIVES, context_free_loss
+
+    mask, vocab = 9, 10
+
+    def batch(shown: list[int], targets: list[int]) -> dict[str, np.ndarray]:
+        return {
+            "input_ids": np.array([shown]),
+            "masked_lm_positions": np.arange(len(shown))[None],
+            "masked_lm_ids": np.array([targets]),
+            "masked_lm_weights": np.ones((1, len(shown))),
+        }
+
+    # train: targets 4, 4, 7, 6; one visible target is itself (4 kept), one is not (6 shown as 1)
+    train = [batch([mask, 4, mask, 1], [4, 4, 7, 6])]
+    frequency = (np.array([0, 0, 0, 0, 2, 0, 1, 1, 0, 0]) + 0.5) / 9  # add-1/2 over 10 tokens
+    heldout = [batch([mask, 7, 5], [4, 7, 6])]  # a [MASK], a kept token, a replaced one
+    expected = -np.log([frequency[4], 0.5 + 0.5 * frequency[7], 0.5 * frequency[6]]).mean()
+    loss = context_free_loss(train, heldout, OBJECTIVES["mlm_nsp"], mask, vocab)
+    assert loss == pytest.approx(expected)
+    # left to right: the frequencies everywhere (no token is ever shown where it is predicted)
+    ltr = context_free_loss(train, heldout, OBJECTIVES["ltr"], mask, vocab)
+    assert ltr == pytest.approx(-np.log(frequency[[4, 7, 6]]).mean())
+
+
 def tiny_model(objective: str):
     from mindnlp.transformers import BertConfig
 
@@ -327,6 +352,7 @@ def test_pretrain_stage_writes_record_and_hf_checkpoint(objective, pretrained):
     assert 0 < curve[0] < curve[1] == record["tokens_seen"]
     assert record["tokens_seen"] > 0 and record["tokens_per_second"] > 0
     assert 0 < record["data"]["phase1"]["heldout_context_free_accuracy"] < 100
+    assert record["data"]["phase1"]["heldout_context_free_loss"] > 0
     checkpoint = run_dir / "checkpoint"
     for name in ("config.json", "model.safetensors", "vocab.txt"):
         assert (checkpoint / name).is_file(), name

@@ -296,6 +296,20 @@ def heldout_batches(
     ]
 
 
+def _targets_and_shown(
+    batches: Iterable[Batch], objective: Objective
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every weighted target, and (MLM only) the token the model sees where it predicts it."""
+    targets, visible = [], []
+    for batch in batches:
+        weighted = batch["masked_lm_weights"] > 0
+        targets.append(batch["masked_lm_ids"][weighted])
+        if not objective.causal:
+            shown = np.take_along_axis(batch["input_ids"], batch["masked_lm_positions"], 1)
+            visible.append(shown[weighted])
+    return np.concatenate(targets), np.concatenate(visible) if visible else None
+
+
 def context_free_accuracy(batches: Iterable[Batch], objective: Objective, mask_id: int) -> float:
     """Held-out accuracy (%) of the best predictor that ignores context: under MLM it returns a
     visible token itself (a [MASK] hides the 80%; the 10% kept are right) and the set's most
@@ -306,21 +320,45 @@ def context_free_accuracy(batches: Iterable[Batch], objective: Objective, mask_i
     Only accuracy above it says the encoder reads context. The majority target is the evaluated
     set's own, as the GLUE majority baselines are.
     """
-    targets, visible = [], []
-    for batch in batches:
-        weighted = batch["masked_lm_weights"] > 0
-        targets.append(batch["masked_lm_ids"][weighted])
-        if not objective.causal:  # what the model sees where it predicts
-            shown = np.take_along_axis(batch["input_ids"], batch["masked_lm_positions"], 1)
-            visible.append(shown[weighted])
-    target = np.concatenate(targets)
+    target, shown = _targets_and_shown(batches, objective)
     if not len(target):
         return math.nan
     correct = target == np.bincount(target).argmax()
-    if visible:
-        shown = np.concatenate(visible)
+    if shown is not None:  # what the model sees where it predicts
         correct = np.where(shown != mask_id, shown == target, correct)
     return 100.0 * float(correct.mean())
+
+
+def context_free_loss(
+    train: Iterable[Batch],
+    heldout: Iterable[Batch],
+    objective: Objective,
+    mask_id: int,
+    vocab_size: int,
+) -> float:
+    """Held-out cross-entropy (nats per target) of the best predictor that ignores context,
+    fitted on ``train``: the train targets' frequencies (add-1/2) at a [MASK] (everywhere under
+    ``ltr``); at a visible token, that token with the train share of visible targets it was,
+    the frequencies with the rest.
+
+    The accuracy line moves only once context changes a top guess, which a small model's first
+    uses of context (topic, a neighbour's hint) rarely do; a held-out loss below this line is the
+    earlier sign that the encoder reads context.
+    """
+    fit_target, fit_shown = _targets_and_shown(train, objective)
+    frequency = np.bincount(fit_target, minlength=vocab_size) + 0.5
+    frequency /= frequency.sum()
+    target, shown = _targets_and_shown(heldout, objective)
+    if not len(target):
+        return math.nan
+    probability = frequency[target]
+    if shown is not None:
+        copied = fit_shown != mask_id
+        share = float((fit_shown[copied] == fit_target[copied]).mean()) if copied.any() else 0.0
+        visible = shown != mask_id
+        mix = (1 - share) * probability + share * (shown == target)
+        probability = np.where(visible, mix, probability)
+    return float(-np.log(probability).mean())
 
 
 def evaluate(model: Any, batches: Iterable[Batch], objective: Objective) -> dict[str, float]:

@@ -31,13 +31,15 @@ from bert_repro.pretraining.objectives import (
     ShardStream,
     StreamBatches,
     context_free_accuracy,
+    context_free_loss,
     data_config,
     evaluate,
     get_objective,
     heldout_batches,
+    model_batch,
     prepare_shards,
 )
-from bert_repro.pretraining.shards import load_manifest
+from bert_repro.pretraining.shards import iter_shards, load_manifest
 from bert_repro.stages.common import planned_steps, record_run
 from bert_repro.training import distributed
 from bert_repro.training.checkpoint import latest_checkpoint
@@ -201,13 +203,17 @@ def _run_phase(
     instances = int(stream.counts.sum())
     micro = -(-batch_size // cfg.trainer.grad_accum_steps)
     context_free = context_free_accuracy(heldout, objective, tokenizer.mask_token_id)
+    train_targets = (model_batch(rows, objective) for rows in iter_shards(shards["train"]))
+    context_free_nats = context_free_loss(
+        train_targets, heldout, objective, tokenizer.mask_token_id, model.config.vocab_size
+    )
     print(
         f"phase {phase.number}: objective={objective.name} length={phase.max_seq_length} "
         f"steps={phase.steps} batch={batch_size} (micro-batch {micro}) "
         f"tokens/step<={batch_size * phase.max_seq_length} train instances={instances} "
         f"(passes over them: {phase.steps * batch_size / instances:.2f}) "
         f"held-out instances={sum(len(b['input_ids']) for b in heldout)} "
-        f"(accuracy without context: {context_free:.2f}%)"
+        f"(without context: accuracy {context_free:.2f}%, loss {context_free_nats:.3f})"
     )
 
     def batches_for(epoch: int) -> StreamBatches:
@@ -236,6 +242,7 @@ def _run_phase(
         "train_instances": instances,
         "heldout_instances": load_manifest(shards["heldout"])["totals"]["instances"],
         "heldout_context_free_accuracy": context_free,
+        "heldout_context_free_loss": context_free_nats,
     }
     return state, summary
 
