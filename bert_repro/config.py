@@ -112,7 +112,7 @@ class ObjectiveConfig:
 
     name: str = "mlm_nsp"  # mlm_nsp (BERT) | mlm (No NSP) | ltr (left-to-right LM, causal)
     masked_lm_prob: float = 0.15
-    max_predictions_per_seq: int | None = None  # None: 15% of the length, rounded up to ten
+    max_predictions_per_seq: int | None = None  # None: 15% of the length, rounded up to five
     mask_token: float = 0.8  # what a chosen token becomes: [MASK] / random token / unchanged
     random_token: float = 0.1
     keep_token: float = 0.1

@@ -251,7 +251,10 @@ def test_config_defaults_follow_bert():
     assert (c.max_seq_length, c.max_predictions_per_seq, c.dupe_factor) == (128, 20, 10)
     assert (c.masked_lm_prob, c.short_seq_prob, c.random_next_prob) == (0.15, 0.1, 0.5)
     assert c.masking == MaskingMix(0.8, 0.1, 0.1)
-    assert PretrainingDataConfig(max_seq_length=512).max_predictions_per_seq == 80
+    derived = {
+        n: PretrainingDataConfig(max_seq_length=n).max_predictions_per_seq for n in (32, 64, 512)
+    }
+    assert derived == {32: 5, 64: 10, 512: 80}
     with pytest.raises(ValueError):
         MaskingMix(0.8, 0.1, 0.2)
     with pytest.raises(ValueError):

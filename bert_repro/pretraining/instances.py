@@ -84,8 +84,9 @@ class PretrainingDataConfig:
     """Knobs of instance creation; defaults are BERT's (Devlin et al., 2019, Appendix A.2)."""
 
     max_seq_length: int = 128
-    # None -> BERT's value: masked_lm_prob * max_seq_length rounded up to a multiple of ten
-    # (20 at 128, 80 at 512).
+    # None -> masked_lm_prob * max_seq_length rounded up to a multiple of five: BERT's 20 at 128
+    # and 80 at 512, and at a short CPU-scale phase (5 at 32) no padded slots, which would cost
+    # a small model's output layer, most of its step, as much as real predictions.
     max_predictions_per_seq: int | None = None
     masked_lm_prob: float = 0.15
     dupe_factor: int = 10
@@ -101,7 +102,7 @@ class PretrainingDataConfig:
 
     def __post_init__(self) -> None:
         if self.max_predictions_per_seq is None:
-            derived = math.ceil(self.max_seq_length * self.masked_lm_prob / 10) * 10
+            derived = math.ceil(self.max_seq_length * self.masked_lm_prob / 5) * 5
             object.__setattr__(self, "max_predictions_per_seq", derived)
         if isinstance(self.masking, dict):  # e.g. from a manifest or a Hydra config
             object.__setattr__(self, "masking", MaskingMix(**self.masking))
