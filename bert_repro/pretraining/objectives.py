@@ -315,10 +315,10 @@ def context_free_accuracy(batches: Iterable[Batch], objective: Objective, mask_i
     visible token itself (a [MASK] hides the 80%; the 10% kept are right) and the set's most
     frequent target at a [MASK]; under ``ltr`` the most frequent target everywhere.
 
-    BERT's first plateau sits below this line (one token for every position); a model at it has
-    learned token frequencies and the identity, nothing from context, however long it trained.
-    Only accuracy above it says the encoder reads context. The majority target is the evaluated
-    set's own, as the GLUE majority baselines are.
+    BERT's first plateau sits below this line (one token for every position). A model at it may
+    still read some context (`context_free_loss` shows it), but not enough to change its top
+    guesses; accuracy above it says context does. The majority target is the evaluated set's
+    own, as the GLUE majority baselines are.
     """
     target, shown = _targets_and_shown(batches, objective)
     if not len(target):
