@@ -128,6 +128,14 @@ class PretrainConfig:
     steps: int = 1000  # optimizer steps of both phases (paper: 1M at batch 256)
     phase2_fraction: float = 0.0  # paper: the last 10% of steps at phase2_max_seq_length
     phase2_max_seq_length: int = 512
+    # Phase 2's sequences a step (None: trainer.batch_size, as the paper keeps 256; NVIDIA's
+    # LAMB recipe halves it).
+    phase2_batch_size: int | None = None
+    # None: one warmup and decay over both phases, phase 2 continuing phase 1's Adam moments.
+    # A peak lr: each phase has its own warmup (optim.warmup_ratio) and decay, phase 2 from fresh
+    # moments at this lr, as google-research/bert's run_pretraining.py does when phase 2 is a
+    # second run from --init_checkpoint (it restores the trainable variables only).
+    phase2_lr: float | None = None
     eval_every: int = 500  # held-out evaluation every N steps; must divide each phase's steps
 
 
@@ -202,6 +210,8 @@ ADDED_SCIENCE_DEFAULTS = {
     ("optim", "bias_correction"): False,
     ("trainer", "precision"): "fp32",
     ("trainer", "group_by_length"): False,  # was speed.group_by_length, outside the id
+    ("pretrain", "phase2_batch_size"): None,
+    ("pretrain", "phase2_lr"): None,
 }
 
 

@@ -98,6 +98,15 @@ def tiny_glue(tmp_path_factory) -> Path:
     return write_tiny_glue(tmp_path_factory.mktemp("glue"), n=24)
 
 
+ONE_PHASE = [
+    "task.max_seq_length=128",
+    "pretrain.phase2_fraction=0",
+    "pretrain.phase2_batch_size=null",
+    "pretrain.phase2_lr=null",
+]
+"""The CPU pre-training presets run two phases; pipeline tests keep one 128-token phase."""
+
+
 TINY = [
     "model=bert_tiny",
     "model.pretrained=null",

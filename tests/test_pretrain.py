@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from tests.conftest import TINY, compose
+from tests.conftest import ONE_PHASE, TINY, compose
 
 CORPUS = Path(__file__).parent / "data" / "pretraining"
 TINY_PRETRAIN = [
+    *ONE_PHASE,
     "model=bert_tiny",
     f"data.root={CORPUS}",
     "data.corpus=[lines:bert_sample_text.txt,file:austen-emma-excerpt.txt,wikitext:wikitext-format.txt]",
@@ -44,19 +45,21 @@ def test_cpu_presets_share_everything_but_the_objective(objective, tmp_path):
     assert cfg.optim.bias_correction is True  # the CPU-scale form (issue 15; preset comment)
 
 
-def test_tiny_preset_is_the_mini_budget_with_a_short_first_phase(tmp_path):
+def test_tiny_preset_is_minis_first_phase_with_the_papers_second(tmp_path):
+    """Both presets pre-train short sequences first at mini's lr and tokens a step; tiny keeps
+    the paper's phase 2 (same batch, one schedule), mini's restarts at 128 x 32 (its comment)."""
     cfg = compose(["+experiment=pretrain_tiny_mlm_nsp"], tmp_path)
     reference = compose(["+experiment=pretrain_mini_mlm_nsp"], tmp_path)
     assert cfg.model.name == "bert_tiny" and cfg.model.pretrained is None
-    for group in ("optim", "objective"):
+    for group in ("optim", "objective", "task"):
         assert cfg[group] == reference[group], group
-    assert cfg.pretrain.steps == reference.pretrain.steps
-    # phase 1: mini's tokens a step in shorter sequences; phase 2 ends at mini's length
-    tokens = cfg.trainer.batch_size * cfg.task.max_seq_length
-    assert tokens == reference.trainer.batch_size * reference.task.max_seq_length
-    assert cfg.task.max_seq_length < cfg.pretrain.phase2_max_seq_length
-    assert cfg.pretrain.phase2_max_seq_length == reference.task.max_seq_length
-    assert 0 < cfg.pretrain.phase2_fraction < 0.5
+    assert cfg.trainer.batch_size == reference.trainer.batch_size
+    assert cfg.pretrain.phase2_max_seq_length == reference.pretrain.phase2_max_seq_length == 128
+    assert cfg.pretrain.phase2_lr is None and cfg.pretrain.phase2_batch_size is None
+    phase1_tokens = reference.trainer.batch_size * reference.task.max_seq_length
+    assert reference.pretrain.phase2_batch_size * 128 == phase1_tokens
+    for preset in (cfg, reference):
+        assert 0 < preset.pretrain.phase2_fraction < 0.5
 
 
 def test_minilm_nsp_preset_changes_only_the_starting_weights_budget_and_lr(tmp_path):
@@ -69,7 +72,7 @@ def test_minilm_nsp_preset_changes_only_the_starting_weights_budget_and_lr(tmp_p
     )
     assert cfg.pretrain.steps == 400 and cfg.optim.lr == 1e-4 and cfg.task.max_seq_length == 64
     assert cfg.pretrain.steps % cfg.pretrain.eval_every == 0
-    assert cfg.trainer.batch_size == reference.trainer.batch_size
+    assert cfg.trainer.batch_size == 32 and cfg.pretrain.phase2_fraction == 0
     assert cfg.optim.bias_correction is False and cfg.data.dupe_factor == 1
     assert {**cfg.data, "dupe_factor": None} == {**reference.data, "dupe_factor": None}
 
@@ -447,6 +450,37 @@ def test_phase_two_continues_phase_ones_schedule_and_optimizer(tmp_path, framewo
     np.testing.assert_allclose(lrs, expected, rtol=1e-12)  # warms up once, decays to 0 once
     _, moments, _ = load_checkpoint(latest_checkpoint(tmp_path / "run" / "phase2"))
     assert int(moments["steps_taken"][0]) == 8  # Adam's t ran on across the boundary
+
+
+def test_phase2_lr_restarts_the_schedule_and_optimizer_at_its_own_batch(tmp_path, framework):
+    """pretrain.phase2_lr: each phase warms up and decays on its own, phase 2 at its own peak lr
+    and batch, from fresh Adam moments (a second google-research/bert run from a checkpoint)."""
+    from bert_repro.stages.pretrain import run as pretrain
+    from bert_repro.training.checkpoint import latest_checkpoint, load_checkpoint
+    from bert_repro.training.optim import linear_warmup_decay
+
+    extra = ("pretrain.phase2_lr=3e-4", "pretrain.phase2_batch_size=2", "trainer.batch_size=4")
+    cfg = pretrain_cfg(tmp_path, "mlm_nsp", *TWO_PHASES, *extra)
+    record = pretrain(cfg, tmp_path / "run")
+    assert record["status"] == "complete"
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").open()]
+    lrs = [row["lr"] for row in log if "lr" in row]
+    per_phase = [linear_warmup_decay(step, 4, 1) for step in range(4)]
+    expected = [cfg.optim.lr * m for m in per_phase] + [3e-4 * m for m in per_phase]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+    _, moments, _ = load_checkpoint(latest_checkpoint(tmp_path / "run" / "phase2"))
+    assert int(moments["steps_taken"][0]) == 4  # Adam's t restarted with phase 2
+    phases = record["data"]["phase1"], record["data"]["phase2"]
+    assert [(p["batch_size"], p["peak_lr"]) for p in phases] == [(4, cfg.optim.lr), (2, 3e-4)]
+
+
+def test_phase2_knobs_without_a_second_phase_are_refused(tmp_path):
+    from bert_repro.errors import UserError
+    from bert_repro.stages.pretrain import plan_phases
+
+    cfg = compose(["+experiment=pretrain_minilm_mlm_nsp", "pretrain.phase2_lr=1e-4"], tmp_path)
+    with pytest.raises(UserError, match=r"pretrain\.phase2_lr needs a second phase"):
+        plan_phases(cfg, tmp_path)
 
 
 def test_a_run_stopped_around_the_phase_boundary_resumes_exactly(tmp_path, framework):

@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
-from tests.conftest import REPO
+from tests.conftest import ONE_PHASE, REPO
 from tests.relaunch import finish, launch
 
 CORPUS = REPO / "tests" / "data" / "pretraining"
 COMMAND = [
     "run.py",
     "+experiment=pretrain_mini_mlm_nsp",
+    *ONE_PHASE,
     "model=bert_tiny",
     f"data.root={CORPUS}",
     "data.corpus=[lines:bert_sample_text.txt,file:austen-emma-excerpt.txt,wikitext:wikitext-format.txt]",

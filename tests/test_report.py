@@ -391,6 +391,21 @@ def test_learning_curves_come_from_the_records_history(store: Path) -> None:
     assert set(mrpc["epoch"]) == {1, 2, 3}
 
 
+def test_pretraining_curves_keep_each_phase_apart() -> None:
+    """A two-phase run's 128-token evaluations are another held-out set: kept as phase 2."""
+    history = [
+        {"step": 2, "tokens_seen": 64, "mlm_accuracy": 25.0, "phase": 1},
+        {"step": 4, "tokens_seen": 128, "mlm_accuracy": 17.0, "phase": 2},
+    ]
+    one_phase = {"run_id": "b", "stage": "pretrain", "history": [{"step": 2, "mlm_accuracy": 9.0}]}
+    frame = history_frame([{"run_id": "a", "stage": "pretrain", "history": history}, one_phase])
+    assert list(zip(frame["run_id"], frame["phase"], frame["value"], strict=True)) == [
+        ("a", 1, 25.0),
+        ("a", 2, 17.0),
+        ("b", 1, 9.0),
+    ]
+
+
 def test_run_dirs_without_a_record_are_listed(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "rte" / "glue_rte-abc123"
     run_dir.mkdir(parents=True)

@@ -92,15 +92,13 @@ def model_shape(model: Any) -> tuple[int, int, int]:
 def training_tokens(cfg: DictConfig) -> int:
     """Tokens one run trains on: pre-training steps x batch x length, else epochs x examples."""
     if cfg.stage == "pretrain":
-        steps = min(cfg.pretrain.steps, cfg.trainer.max_steps or cfg.pretrain.steps)
-        phase2 = max(
-            0,
-            steps - (cfg.pretrain.steps - round(cfg.pretrain.steps * cfg.pretrain.phase2_fraction)),
+        pretrain, batch = cfg.pretrain, cfg.trainer.batch_size
+        steps = min(pretrain.steps, cfg.trainer.max_steps or pretrain.steps)
+        phase2 = max(0, steps - (pretrain.steps - round(pretrain.steps * pretrain.phase2_fraction)))
+        phase2_batch = pretrain.phase2_batch_size or batch
+        return (steps - phase2) * batch * cfg.task.max_seq_length + (
+            phase2 * phase2_batch * pretrain.phase2_max_seq_length
         )
-        lengths = (
-            steps - phase2
-        ) * cfg.task.max_seq_length + phase2 * cfg.pretrain.phase2_max_seq_length
-        return cfg.trainer.batch_size * lengths
     task, data = cfg.task.name, cfg.data
     if data.source == "sample":
         examples = SAMPLE_EXAMPLES.get(task, 256)

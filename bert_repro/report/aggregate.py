@@ -431,7 +431,8 @@ def history_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Learning curves from each record's ``history`` (its dev evaluations), long form.
 
     Each point keeps its epoch, optimizer step and tokens seen: fine-tuning is plotted per epoch,
-    pre-training (one pass over a stream, evaluated every N steps) per step or token.
+    pre-training (one pass over a stream, evaluated every N steps) per step or token, each of its
+    phases (sequence lengths, scored on their own held-out sets) apart.
     """
     rows = []
     for record in records:
@@ -449,11 +450,12 @@ def history_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                         "seed": record.get("seed"),
                         "lr": record.get("lr"),
                         **{key: entry.get(key) for key in _POSITION},
+                        "phase": entry.get("phase", 1),
                         "metric": metric,
                         "value": float(value),
                     }
                 )
-    columns = ["run_id", "stage", "task", "experiment", "status", "seed", "lr", *_POSITION]
+    columns = ["run_id", "stage", "task", "experiment", "status", "seed", "lr", *_POSITION, "phase"]
     return pd.DataFrame(rows, columns=[*columns, "metric", "value"])
 
 

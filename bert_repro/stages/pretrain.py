@@ -1,14 +1,16 @@
 """Stage `pretrain`: text to a pre-trained BERT in Hugging Face format (paper 3.1, appendix A.2).
 
-    python run.py +experiment=pretrain_mini_mlm_nsp       # BERT-mini, 2 CPU cores, under an hour
+    python run.py +experiment=pretrain_mini_mlm_nsp       # BERT-mini, 2 CPU cores, ~2 h
     python run.py +experiment=glue_mrpc model.pretrained=<run dir>/checkpoint   # fine-tune it
 
 A run has one or two phases (paper: 90% of the steps at 128 tokens, then 10% at 512). Each phase
 is one `fit` over a stream of shard batches, cut into chunks of `pretrain.eval_every` steps that
 the loop sees as epochs: it evaluates the held-out documents and checkpoints after each, and its
-position in the chunk is the data position a relaunched run resumes from. The phases share one
-lr schedule (a single warmup and linear decay over `pretrain.steps`) and one optimizer: phase 2
-starts from phase 1's last checkpoint, Adam moments and step count included.
+position in the chunk is the data position a relaunched run resumes from. By default the phases
+share one lr schedule (a single warmup and linear decay over `pretrain.steps`) and one optimizer:
+phase 2 starts from phase 1's last checkpoint, Adam moments and step count included. With
+`pretrain.phase2_lr` each phase has its own warmup and decay and phase 2 starts from phase 1's
+weights only, as a second google-research/bert run from --init_checkpoint does.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Phase:
 
     number: int
     max_seq_length: int
+    batch_size: int
+    lr: float
     steps: int
     stop_at: int  # trainer.max_steps cut (smoke tests), within this phase
     run_dir: Path
@@ -72,12 +76,34 @@ def plan_phases(cfg: DictConfig, run_dir: Path) -> list[Phase]:
             )
     if first <= 0:
         raise UserError("pretrain.phase2_fraction must leave steps for the first phase")
+    for key in ("phase2_batch_size", "phase2_lr"):
+        if not second and settings[key] is not None:
+            raise UserError(f"pretrain.{key} needs a second phase: set pretrain.phase2_fraction")
     budget = cfg.trainer.max_steps or settings.steps
-    phases = [Phase(1, cfg.task.max_seq_length, first, min(first, budget), run_dir)]
+    batch, lr = cfg.trainer.batch_size, cfg.optim.lr
+    phases = [Phase(1, cfg.task.max_seq_length, batch, lr, first, min(first, budget), run_dir)]
     if second and budget > first:
-        length = settings.phase2_max_seq_length
-        phases.append(Phase(2, length, second, min(second, budget - first), run_dir / "phase2"))
+        phases.append(
+            Phase(
+                2,
+                settings.phase2_max_seq_length,
+                settings.phase2_batch_size or batch,
+                settings.phase2_lr or lr,
+                second,
+                min(second, budget - first),
+                run_dir / "phase2",
+            )
+        )
     return phases
+
+
+def phase_schedule(cfg: DictConfig, phase: Phase, offset: int) -> Schedule:
+    """The phase's place in the lr schedule: one warmup and decay over all steps (the paper's
+    10k warmup, then decay over all 1M), or, with pretrain.phase2_lr, one per phase."""
+    if cfg.pretrain.phase2_lr is None:
+        total = cfg.pretrain.steps
+        return Schedule(offset, total, warmup_steps_for(total, cfg.optim.warmup_ratio))
+    return Schedule(0, phase.steps, warmup_steps_for(phase.steps, cfg.optim.warmup_ratio))
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -93,11 +119,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     states: list[TrainState] = []
     data_info: dict[str, Any] = {}
     offset = 0
-    # One warmup and one linear decay over every step of both phases (the paper's 10k warmup,
-    # then decay over all 1M steps); phase 2 continues phase 1's Adam moments and step count.
-    total_steps = cfg.pretrain.steps
-    warmup = warmup_steps_for(total_steps, cfg.optim.warmup_ratio)
-    previous: Path | None = None
+    previous: Path | None = None  # phase 1's last checkpoint: its Adam moments, unless restarted
     for phase in phases:
         tokens_before = sum(s.tokens_seen for s in states)
         state, data_info[f"phase{phase.number}"] = _run_phase(
@@ -107,10 +129,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             tokenizer,
             objective,
             _offset_log(logger.log, offset, phase),
-            Schedule(offset, total_steps, warmup),
+            phase_schedule(cfg, phase, offset),
             previous,
         )
-        previous = latest_checkpoint(phase.run_dir)
+        if cfg.pretrain.phase2_lr is None:
+            previous = latest_checkpoint(phase.run_dir)
         for entry in state.evals:
             entry.update(
                 step=entry["step"] + offset,
@@ -194,7 +217,7 @@ def _run_phase(
     shards = _built_by_rank_0(
         lambda: prepare_shards(cfg.data, settings, tokenizer, cfg.seed, cache)
     )
-    batch_size = cfg.trainer.batch_size
+    batch_size = phase.batch_size
     stream = ShardStream(shards["train"], batch_size, cfg.seed)
     heldout = heldout_batches(
         shards["heldout"], objective, cfg.speed.eval_batch_size, cfg.data.max_eval_examples
@@ -226,7 +249,7 @@ def _run_phase(
         model,
         batches_for,
         lambda: evaluate(model, heldout, objective),
-        cfg.optim,
+        OmegaConf.merge(cfg.optim, {"lr": phase.lr}),
         trainer,
         phase.run_dir,
         log,
@@ -237,6 +260,8 @@ def _run_phase(
         final_metrics(state, lambda: evaluate(model, heldout, objective))
     summary = {
         "max_seq_length": phase.max_seq_length,
+        "batch_size": batch_size,
+        "peak_lr": phase.lr,
         "steps": phase.steps,
         "train_shards": str(shards["train"]),
         "train_instances": instances,
