@@ -483,13 +483,16 @@ def test_phase2_knobs_without_a_second_phase_are_refused(tmp_path):
         plan_phases(cfg, tmp_path)
 
 
-def test_a_run_stopped_around_the_phase_boundary_resumes_exactly(tmp_path, framework):
+@pytest.mark.parametrize("phases", [(), ("pretrain.phase2_lr=3e-4",)], ids=["one_run", "restart"])
+def test_a_run_stopped_around_the_phase_boundary_resumes_exactly(phases, tmp_path, framework):
     """Stopped at the phase boundary or one step into phase 2 (as a kill after that checkpoint
-    would), then relaunched: the same final weights as the run that never stopped."""
+    would), then relaunched: the same final weights as the run that never stopped, whether
+    phase 2 continues phase 1's optimizer or restarts its own (pretrain.phase2_lr)."""
     from bert_repro.stages.pretrain import run as pretrain
 
     def weights(run: str, *extra: str) -> dict[str, np.ndarray]:
-        pretrain(pretrain_cfg(tmp_path, "mlm_nsp", *TWO_PHASES, *extra), tmp_path / run)
+        cfg = pretrain_cfg(tmp_path, "mlm_nsp", *TWO_PHASES, *phases, *extra)
+        pretrain(cfg, tmp_path / run)
         return load_file(tmp_path / run / "checkpoint" / "model.safetensors")
 
     whole = weights("whole")

@@ -97,13 +97,19 @@ def plan_phases(cfg: DictConfig, run_dir: Path) -> list[Phase]:
     return phases
 
 
+def phases_restart(cfg: DictConfig) -> bool:
+    """Whether each phase is a run of its own (pretrain.phase2_lr set): its own warmup and decay,
+    fresh Adam moments. Otherwise the phases share one schedule and one optimizer (the paper)."""
+    return cfg.pretrain.phase2_lr is not None
+
+
 def phase_schedule(cfg: DictConfig, phase: Phase, offset: int) -> Schedule:
     """The phase's place in the lr schedule: one warmup and decay over all steps (the paper's
-    10k warmup, then decay over all 1M), or, with pretrain.phase2_lr, one per phase."""
-    if cfg.pretrain.phase2_lr is None:
-        total = cfg.pretrain.steps
-        return Schedule(offset, total, warmup_steps_for(total, cfg.optim.warmup_ratio))
-    return Schedule(0, phase.steps, warmup_steps_for(phase.steps, cfg.optim.warmup_ratio))
+    10k warmup, then decay over all 1M), or, when the phases restart, one per phase."""
+    if phases_restart(cfg):
+        return Schedule(0, phase.steps, warmup_steps_for(phase.steps, cfg.optim.warmup_ratio))
+    total = cfg.pretrain.steps
+    return Schedule(offset, total, warmup_steps_for(total, cfg.optim.warmup_ratio))
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -132,7 +138,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             phase_schedule(cfg, phase, offset),
             previous,
         )
-        if cfg.pretrain.phase2_lr is None:
+        if not phases_restart(cfg):
             previous = latest_checkpoint(phase.run_dir)
         for entry in state.evals:
             entry.update(
