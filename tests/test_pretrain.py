@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from tests.conftest import ONE_PHASE, TINY, compose
+from bert_repro.config import run_id
+from tests.conftest import ONE_PHASE, REPO, TINY, compose
 
 CORPUS = Path(__file__).parent / "data" / "pretraining"
 TINY_PRETRAIN = [
@@ -75,6 +76,8 @@ def test_minilm_nsp_preset_changes_only_the_starting_weights_budget_and_lr(tmp_p
     assert cfg.trainer.batch_size == 32 and cfg.pretrain.phase2_fraction == 0
     assert cfg.optim.bias_correction is False and cfg.data.dupe_factor == 1
     assert {**cfg.data, "dupe_factor": None} == {**reference.data, "dupe_factor": None}
+    record = json.loads((REPO / "results/runs/pretraining/9019e0de34.json").read_text())
+    assert run_id(cfg) == record["run_id"], "the preset no longer reproduces its record"
 
 
 def test_bert_base_preset_follows_the_paper(tmp_path):
