@@ -239,6 +239,18 @@ def test_a_cell_with_one_epoch_or_one_lr_says_so(tmp_path: Path) -> None:
     assert "off-recipe: 1 ep, 1 lr" in glance(report)["caveat"].iloc[0]
 
 
+def test_a_run_cut_by_max_steps_counts_the_epochs_it_trained(tmp_path: Path) -> None:
+    """Cut after one of its schedule's three epochs (trainer.max_steps): its cell says 1 ep."""
+    record = make_record("sst2", lr=2e-5, seed=1, metrics={"accuracy": 70.0}, headline="accuracy")
+    record["epochs"], record["epochs_trained"] = 3, 1.0
+    write_record(tmp_path / "results", record)
+    report = build_report(tmp_path / "results")
+    assert runs_frame([record]).iloc[0]["epochs"] == "1"
+    table1 = report.tables["1"]
+    table1 = table1[table1["system"] != ""].set_index("column")
+    assert table1.loc["sst2", "ours_recipe"] == "1 ep; 1 lr"
+
+
 def test_a_constant_predictor_is_flagged(tmp_path: Path) -> None:
     assert (
         from_predictions([1] * 96 + [0] * 4, regression=False) == "predicts class 1 for 96% of dev"

@@ -52,6 +52,7 @@ def test_same_seed_same_weights_and_resume_is_exact(run_cfg, tmp_path, framework
 
     interrupted = finetune(run_cfg("trainer.max_steps=5"), tmp_path / "resumed")
     assert interrupted["optimizer_steps"] == 5 and interrupted["status"] == "complete"
+    assert interrupted["epochs_trained"] == 1.67 and "epochs_trained" not in full  # 3 steps/epoch
     assert latest_checkpoint(tmp_path / "resumed").name == "step_00000005"
     resumed = finetune(run_cfg(), tmp_path / "resumed")
     assert resumed["resumed_from"].endswith("step_00000005")

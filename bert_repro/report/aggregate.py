@@ -138,7 +138,7 @@ def _run_row(record: dict[str, Any]) -> dict[str, Any]:
         "protocol": data.get("protocol") or "",
         "train_examples": data.get("train_examples", data.get("train_questions")),
         "pretrain_tokens": tokens,
-        "epochs": _num(record.get("epochs")),
+        "epochs": _epochs(record),
         "batch_size": _num(record.get("batch_size")),
         "setup": setup_hash(config) if config else "",
         "seed": record.get("seed"),
@@ -166,6 +166,13 @@ _ARCH_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads")
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _epochs(record: dict[str, Any]) -> str:
+    """The epochs a run trained: its schedule's, or where trainer.max_steps cut it, how far it got
+    (a cut run is another setup, and its cells say `1 ep` rather than the schedule's 3)."""
+    trained = record.get("epochs_trained")
+    return f"{trained:g}" if _finite(trained) else _num(record.get("epochs"))
 
 
 def _num(value: Any) -> str:

@@ -78,6 +78,13 @@ def fine_tune(
         return {}
     final = final_metrics(state, job.evaluate)
     final_dir = save_finetuned(model, tokenizer, run_dir, job.task)
+    scheduled = job.steps_per_epoch * cfg.trainer.epochs
+    # A run cut by trainer.max_steps trained fewer epochs than its lr schedule spans: say how many.
+    cut = (
+        {"epochs_trained": round(state.step / job.steps_per_epoch, 2)}
+        if state.step < scheduled
+        else {}
+    )
     return record_run(
         cfg,
         run_dir,
@@ -88,12 +95,11 @@ def fine_tune(
         metrics=final,
         headline=job.headline,
         state=state,
-        planned_steps=planned_steps(
-            job.steps_per_epoch * cfg.trainer.epochs, cfg.trainer.max_steps
-        ),
+        planned_steps=planned_steps(scheduled, cfg.trainer.max_steps),
         started=started,
         data=job.data,
         model=model_summary(model, cfg.model, source, final_dir),
+        **cut,
         **job.record_fields(final),
     )
 
