@@ -40,22 +40,6 @@ def hf_arch(model_cfg: DictConfig) -> dict[str, Any]:
     return {k: model_cfg[k] for k in (*ARCH_KEYS, *DROPOUT_KEYS)}
 
 
-def compose(overrides: list[str]) -> DictConfig:
-    """The resolved config `python run.py <overrides>` would run."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from bert_repro.config import CONF_DIR, canonical_overrides, register
-
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=canonical_overrides(overrides))
-    GlobalHydra.instance().clear()
-    return cfg
-
-
 def reference_provenance(
     result: dict[str, Any],
     started: float,

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from benchmarks.harness import Context, compose, run_reference
+from benchmarks.harness import Context, run_reference
 from benchmarks.inputs import pack_encoded
 from benchmarks.table import Row, single
+from bert_repro.config import compose
 from bert_repro.pretraining.synthetic import model_config
 
 MODEL = "minilm_l6"

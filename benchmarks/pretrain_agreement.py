@@ -27,13 +27,12 @@ from omegaconf import DictConfig
 
 from benchmarks.harness import (
     call_reference,
-    compose,
     hf_arch,
     reference_options,
     reference_provenance,
     run_seeds,
 )
-from bert_repro.config import run_id
+from bert_repro.config import compose, run_id
 from bert_repro.data.io import write_json_atomic
 from bert_repro.errors import UserError
 

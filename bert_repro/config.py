@@ -259,6 +259,21 @@ def register() -> None:
         OmegaConf.register_new_resolver("run_id", _run_id_resolver)
 
 
+def compose(overrides: Sequence[str]) -> DictConfig:
+    """The resolved config `python run.py <overrides>` would run (for tools beside run.py)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=canonical_overrides(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def canonical_overrides(overrides: Sequence[str]) -> list[str]:
     """`+experiment=x` as `experiment=x`: conf/config.yaml has an `experiment: null` slot, which
     Hydra refuses to append to; both spellings pick a preset (the README's is the `+` one)."""

@@ -425,6 +425,68 @@ def test_exported_checkpoint_is_hashed_in_the_record_and_fine_tunes(
     assert record["model"]["pretraining"]["objective"] == "mlm_nsp"
 
 
+def test_accuracy_by_position_splits_targets_and_their_no_context_line(framework):
+    """Each range holds its own targets: a model right at positions 0-1 only scores 100 there
+    and 0 past them, beside each range's own no-context verdicts."""
+    from types import SimpleNamespace
+
+    from bert_repro import backend
+    from bert_repro.pretraining.heldout import accuracy_by_position
+    from bert_repro.pretraining.objectives import OBJECTIVES
+
+    mask = 9
+    batch = {  # predicted at positions 0, 1, 2 and 3 of row 0, 1 of row 1 (the rest weigh 0)
+        "input_ids": np.array([[mask, 7, mask, mask], [5, mask, 4, 4]]),
+        "masked_lm_positions": np.array([[0, 1, 2, 3], [1, 0, 0, 0]]),
+        "masked_lm_ids": np.array([[4, 7, 6, 4], [4, 0, 0, 0]]),
+        "masked_lm_weights": np.array([[1, 1, 1, 1], [1, 0, 0, 0]]),
+    }
+
+    class RightAtTheStart:
+        def eval(self):
+            return self
+
+        def __call__(self, masked_lm_positions, masked_lm_ids, **_):
+            positions, ids = backend.to_numpy(masked_lm_positions), backend.to_numpy(masked_lm_ids)
+            return SimpleNamespace(
+                token_predictions=backend.to_tensor(np.where(positions < 2, ids, 1))
+            )
+
+    rows = accuracy_by_position(RightAtTheStart(), [batch], OBJECTIVES["mlm_nsp"], mask, [0, 2, 4])
+    assert [(r["from"], r["to"], r["targets"]) for r in rows] == [(0, 1, 3), (2, 3, 2)]
+    assert [r["accuracy"] for r in rows] == [100.0, 0.0]
+    # no context: majority target 4; positions 0-1 hold a masked 4 (right), a shown 7 (right),
+    # a masked 4 (right); positions 2-3 a masked 6 (wrong) and a masked 4 (right)
+    assert [r["context_free"] for r in rows] == [100.0, 50.0]
+
+
+def test_heldout_scores_a_checkpoint_as_its_run_did(pretrained, capsys):
+    """`python -m bert_repro.pretraining.heldout <checkpoint> <the run's overrides>` finds the
+    run's held-out set and gives its final figures, with every target in one range."""
+    from bert_repro.pretraining.heldout import main
+
+    record, run_dir = pretrained("mlm_nsp")
+    overrides = ["+experiment=pretrain_mini_mlm_nsp", *TINY_PRETRAIN]
+    main(
+        [
+            str(run_dir / "checkpoint"),
+            *overrides,
+            f"paths.runs={run_dir.parent / 'runs'}",
+            "--edges",
+            "16,64",
+        ]
+    )
+    out = capsys.readouterr().out
+    metrics = record["metrics"]
+    assert f"masked-token accuracy {metrics['mlm_accuracy']:.2f}%" in out
+    assert f"NSP accuracy {metrics['nsp_accuracy']:.2f}%" in out
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ")][1:]
+    assert [r[0].strip() for r in rows] == ["0-15", "16-63", "64-127"]
+    weights = [int(r[1]) for r in rows]
+    accuracy = sum(w * float(r[2]) for w, r in zip(weights, rows, strict=True)) / sum(weights)
+    assert accuracy == pytest.approx(metrics["mlm_accuracy"], abs=0.01)
+
+
 TWO_PHASES = (
     "pretrain.phase2_fraction=0.5",
     "pretrain.phase2_max_seq_length=256",

@@ -320,13 +320,21 @@ def context_free_accuracy(batches: Iterable[Batch], objective: Objective, mask_i
     guesses; accuracy above it says context does. The majority target is the evaluated set's
     own, as the GLUE majority baselines are.
     """
+    correct = context_free_correct(batches, objective, mask_id)
+    return 100.0 * float(correct.mean()) if len(correct) else math.nan
+
+
+def context_free_correct(
+    batches: Iterable[Batch], objective: Objective, mask_id: int
+) -> np.ndarray:
+    """`context_free_accuracy`'s verdict on each weighted target, in batch order."""
     target, shown = _targets_and_shown(batches, objective)
     if not len(target):
-        return math.nan
+        return np.zeros(0, bool)
     correct = target == np.bincount(target).argmax()
     if shown is not None:  # what the model sees where it predicts
         correct = np.where(shown != mask_id, shown == target, correct)
-    return 100.0 * float(correct.mean())
+    return correct
 
 
 def context_free_loss(
