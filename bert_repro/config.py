@@ -137,6 +137,11 @@ class PretrainConfig:
     # second run from --init_checkpoint (it restores the trainable variables only).
     phase2_lr: float | None = None
     eval_every: int = 500  # held-out evaluation every N steps; must divide each phase's steps
+    # CPU scale, not the paper: phase 1 places each training sequence at a random offset within
+    # phase 2's length (position ids offset..offset+L-1), so the positions phase 2 adds are
+    # trained at phase 1's cost. Why: a model that reads context after phase 1 at 32 tokens does
+    # not at positions 32-127 after a short phase 2 (bert_repro.pretraining.heldout).
+    phase1_position_offsets: bool = False
 
 
 @dataclass
@@ -212,6 +217,7 @@ ADDED_SCIENCE_DEFAULTS = {
     ("trainer", "group_by_length"): False,  # was speed.group_by_length, outside the id
     ("pretrain", "phase2_batch_size"): None,
     ("pretrain", "phase2_lr"): None,
+    ("pretrain", "phase1_position_offsets"): False,
 }
 
 

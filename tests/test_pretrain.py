@@ -156,6 +156,28 @@ def test_batches_carry_what_each_objective_predicts(shards):
             assert 0 < batch["masked_lm_weights"].sum() <= 20 * 8
 
 
+def test_position_offsets_place_each_row_inside_the_later_phases_length(shards):
+    """pretrain.phase1_position_offsets: a row's position ids are consecutive, start at an offset
+    drawn from (seed, batch index), and never pass the span; without it the model numbers from 0."""
+    from bert_repro.pretraining.objectives import OBJECTIVES, ShardStream, StreamBatches
+
+    train, objective = shards("mlm_nsp")["train"], OBJECTIVES["mlm_nsp"]
+    shifted = StreamBatches(ShardStream(train, 8, seed=3), objective, 0, 6, position_span=300)
+    again = StreamBatches(ShardStream(train, 8, seed=3), objective, 0, 6, position_span=300)[2:]
+    offsets = []
+    for index, batch in enumerate(shifted):
+        positions, length = batch["position_ids"], batch["input_ids"].shape[1]
+        assert np.array_equal(np.diff(positions, axis=1), np.ones((8, length - 1)))
+        assert positions.min() >= 0 and positions.max() < 300
+        if index >= 2:
+            assert np.array_equal(positions, again[index - 2]["position_ids"])
+        offsets += list(positions[:, 0])
+    assert len(set(offsets)) > len(offsets) // 3  # drawn per row, spread over the span
+    assert 0 in offsets  # the clipped draw covers the first positions as often as the middle
+    plain = StreamBatches(ShardStream(train, 8, seed=3), objective, 0, 1)[0]
+    assert "position_ids" not in plain
+
+
 def test_context_free_accuracy_copies_visible_tokens_and_guesses_the_majority_at_masks():
     from bert_repro.pretraining.objectives import OBJECTIVES, context_free_accuracy
 
@@ -546,6 +568,42 @@ def test_phase2_knobs_without_a_second_phase_are_refused(tmp_path):
     cfg = compose(["+experiment=pretrain_minilm_mlm_nsp", "pretrain.phase2_lr=1e-4"], tmp_path)
     with pytest.raises(UserError, match=r"pretrain\.phase2_lr needs a second phase"):
         plan_phases(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("offsets", [False, True])
+def test_phase1_position_offsets_train_the_positions_phase_two_adds(offsets, tmp_path, framework):
+    """Phase 1 at 128 tokens leaves position embeddings 128-255 at their init, unless its rows
+    are placed at random offsets within phase 2's 256 (no weight decay: only gradients move)."""
+    from safetensors.numpy import load_file
+
+    from bert_repro import backend
+    from bert_repro.models.factory import build_pretraining_model
+    from bert_repro.pretraining.objectives import OBJECTIVES
+    from bert_repro.stages.pretrain import run as pretrain
+
+    extra = ("trainer.max_steps=4", "optim.weight_decay=0", "trainer.grad_accum_steps=1")
+    knob = f"pretrain.phase1_position_offsets={str(offsets).lower()}"
+    cfg = pretrain_cfg(tmp_path, "mlm_nsp", *TWO_PHASES, *extra, knob)
+    record = pretrain(cfg, tmp_path / "run")
+    assert record["optimizer_steps"] == 4 and "phase2" not in record["data"]
+    assert record["data"]["phase1"]["position_span"] == (256 if offsets else None)
+    backend.seed_everything(cfg.seed)  # the stage's own init
+    init, _, _ = build_pretraining_model(cfg.model, OBJECTIVES["mlm_nsp"])
+    name = "bert.embeddings.position_embeddings.weight"
+    before = backend.to_numpy(dict(init.named_parameters())[name])
+    after = load_file(tmp_path / "run" / "checkpoint" / "model.safetensors")[name]
+    assert not np.array_equal(after[:100], before[:100])  # phase 1's own positions trained
+    assert np.array_equal(after[128:256], before[128:256]) != offsets
+
+
+def test_position_offsets_need_a_longer_second_phase(tmp_path):
+    from bert_repro.errors import UserError
+    from bert_repro.stages.pretrain import plan_phases
+
+    for extra in ([], ["pretrain.phase2_fraction=0.5", "pretrain.phase2_max_seq_length=128"]):
+        cfg = pretrain_cfg(tmp_path, "mlm_nsp", "pretrain.phase1_position_offsets=true", *extra)
+        with pytest.raises(UserError, match="phase1_position_offsets needs a longer second"):
+            plan_phases(cfg, tmp_path)
 
 
 @pytest.mark.parametrize("phases", [(), ("pretrain.phase2_lr=3e-4",)], ids=["one_run", "restart"])

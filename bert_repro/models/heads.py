@@ -97,8 +97,14 @@ class BertPretrainingModel(BertPreTrainedModel):
         masked_lm_weights: Any,
         next_sentence_label: Any = None,
         masked_lm_count_per_row: Any = None,
+        position_ids: Any = None,
     ) -> PretrainingOutput:
-        outputs = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+        )
         logits = self.cls.predictions(_take(outputs.last_hidden_state, masked_lm_positions))
         batch, predictions, vocab = logits.shape
         token_losses = backend.token_cross_entropy(

@@ -169,6 +169,10 @@ def prepare_shards(
     return dirs
 
 
+POSITION_OFFSETS_STREAM = 1
+"""Draws position offsets apart from the shard order's (seed, pass) random streams."""
+
+
 class ShardStream:
     """Endless fixed-size batches over a shard directory: pass after pass, each reshuffled.
 
@@ -224,11 +228,25 @@ class ShardStream:
 
 
 class StreamBatches(Sequence[Batch]):
-    """Batches ``start..stop-1`` of a stream as model inputs, built on demand (sliceable)."""
+    """Batches ``start..stop-1`` of a stream as model inputs, built on demand (sliceable).
 
-    def __init__(self, stream: ShardStream, objective: Objective, start: int, stop: int) -> None:
+    With ``position_span`` (S) each row of length L is numbered from an offset drawn from
+    ``(seed, batch index)``: uniform over -(L-1)..S-1, clipped to 0..S-L, so that every position
+    of a longer later phase is trained (pretrain.phase1_position_offsets), the first and last L
+    included: each position lies in at least L of the S+L-1 equally likely windows.
+    """
+
+    def __init__(
+        self,
+        stream: ShardStream,
+        objective: Objective,
+        start: int,
+        stop: int,
+        position_span: int | None = None,
+    ) -> None:
         self.stream, self.objective = stream, objective
         self.start, self.stop = start, stop
+        self.position_span = position_span
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -238,13 +256,24 @@ class StreamBatches(Sequence[Batch]):
             span = range(self.start, self.stop)[item]
             if span.step != 1:
                 raise ValueError("only contiguous slices")
-            return StreamBatches(self.stream, self.objective, span.start, span.stop)
-        index = range(self.start, self.stop)[item]
-        return model_batch(self.stream.rows(index), self.objective)
+            return StreamBatches(
+                self.stream, self.objective, span.start, span.stop, self.position_span
+            )
+        return self._batch(range(self.start, self.stop)[item])
 
     def __iter__(self) -> Iterator[Batch]:
         for index in range(self.start, self.stop):
-            yield model_batch(self.stream.rows(index), self.objective)
+            yield self._batch(index)
+
+    def _batch(self, index: int) -> Batch:
+        batch = model_batch(self.stream.rows(index), self.objective)
+        if self.position_span is not None:
+            rows, length = batch["input_ids"].shape
+            rng = np.random.default_rng([self.stream.seed, index, POSITION_OFFSETS_STREAM])
+            drawn = rng.integers(1 - length, self.position_span, size=(rows, 1))
+            offsets = np.clip(drawn, 0, self.position_span - length)
+            batch["position_ids"] = offsets + np.arange(length, dtype=np.int64)
+        return batch
 
 
 def model_batch(rows: dict[str, np.ndarray], objective: Objective) -> Batch:

@@ -79,6 +79,13 @@ def plan_phases(cfg: DictConfig, run_dir: Path) -> list[Phase]:
     for key in ("phase2_batch_size", "phase2_lr"):
         if not second and settings[key] is not None:
             raise UserError(f"pretrain.{key} needs a second phase: set pretrain.phase2_fraction")
+    if settings.phase1_position_offsets and (
+        not second or settings.phase2_max_seq_length <= cfg.task.max_seq_length
+    ):
+        raise UserError(
+            "pretrain.phase1_position_offsets needs a longer second phase: set "
+            "pretrain.phase2_fraction and a phase2_max_seq_length above task.max_seq_length"
+        )
     budget = cfg.trainer.max_steps or settings.steps
     batch, lr = cfg.trainer.batch_size, cfg.optim.lr
     phases = [Phase(1, cfg.task.max_seq_length, batch, lr, first, min(first, budget), run_dir)]
@@ -245,8 +252,11 @@ def _run_phase(
         f"(without context: accuracy {context_free:.2f}%, loss {context_free_nats:.3f})"
     )
 
+    offsets = phase.number == 1 and cfg.pretrain.phase1_position_offsets
+    span = cfg.pretrain.phase2_max_seq_length if offsets else None
+
     def batches_for(epoch: int) -> StreamBatches:
-        return StreamBatches(stream, objective, epoch * chunk, (epoch + 1) * chunk)
+        return StreamBatches(stream, objective, epoch * chunk, (epoch + 1) * chunk, span)
 
     trainer = OmegaConf.merge(
         cfg.trainer, {"epochs": phase.steps // chunk, "max_steps": phase.stop_at}
@@ -274,6 +284,7 @@ def _run_phase(
         "heldout_instances": load_manifest(shards["heldout"])["totals"]["instances"],
         "heldout_context_free_accuracy": context_free,
         "heldout_context_free_loss": context_free_nats,
+        "position_span": span,  # positions 0..span-1 trained through random offsets
     }
     return state, summary
 
