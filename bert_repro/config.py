@@ -36,6 +36,11 @@ class ModelConfig:
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
     initializer_range: float = 0.02
+    # How a random init starts the position embeddings (still learned): "normal" is BERT's
+    # N(0, initializer_range); "sinusoidal" (CPU scale, not the paper) is the Transformer's
+    # sin/cos table scaled to that std, so neighbouring positions start alike and one attention
+    # map can read "the token before" at every position instead of one position at a time.
+    position_init: str = "normal"
     head: str = "linear"  # fine-tuning head: linear (BERT's) | bilstm (Table 5's "+ BiLSTM")
 
 
@@ -218,6 +223,7 @@ ADDED_SCIENCE_DEFAULTS = {
     ("pretrain", "phase2_batch_size"): None,
     ("pretrain", "phase2_lr"): None,
     ("pretrain", "phase1_position_offsets"): False,
+    ("model", "position_init"): "normal",
 }
 
 

@@ -36,6 +36,10 @@ TASK_STAGES = {
 }
 
 
+POSITION_INITS = ("normal", "sinusoidal")
+"""model.position_init's choices (models.factory.init_positions)."""
+
+
 def check_settings(cfg: DictConfig) -> None:
     """Raise UserError for the first setting no run should start with."""
     for key in COUNTS:
@@ -57,6 +61,11 @@ def check_settings(cfg: DictConfig) -> None:
         raise UserError(f"optim.weight_decay={optim.weight_decay} must be at least 0")
     if not optim.max_grad_norm > 0:
         raise UserError(f"optim.max_grad_norm={optim.max_grad_norm} must be positive")
+    if cfg.model.position_init not in POSITION_INITS:
+        raise UserError(
+            f"model.position_init={cfg.model.position_init}: choose one of: "
+            + ", ".join(POSITION_INITS)
+        )
     stage, preset = TASK_STAGES.get(cfg.task.name, ("finetune", f"glue_{cfg.task.name}"))
     if cfg.stage != stage:
         raise UserError(

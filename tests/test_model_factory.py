@@ -91,6 +91,24 @@ def test_random_init_from_preset_uses_bert_initialiser(torch):
     assert len(tok) == 30522 and model.classifier.out_features == 3
 
 
+def test_sinusoidal_position_init_starts_neighbours_alike_at_berts_scale(torch):
+    """model.position_init=sinusoidal: the Transformer's table at BERT's embedding std, so a
+    position starts closer to its neighbour than to a far one (normal: no such order)."""
+    cfg = model_cfg(**OmegaConf.load(PRESETS / "bert_tiny.yaml"), position_init="sinusoidal")
+    model, _, _ = build_classifier(cfg, 2, {0: "a", 1: "b"})
+    table = backend.to_numpy(model.bert.embeddings.position_embeddings.weight)
+    assert table.shape == (512, 128)
+    assert table.std() == pytest.approx(cfg.initializer_range, rel=1e-5)
+    unit = table / np.linalg.norm(table, axis=1, keepdims=True)
+    near, far = (unit[:-1] * unit[1:]).sum(1), (unit[:-64] * unit[64:]).sum(1)
+    assert near.min() > far.max()
+    normal = model_cfg(**OmegaConf.load(PRESETS / "bert_tiny.yaml"))
+    random_table = backend.to_numpy(
+        build_classifier(normal, 2, {0: "a", 1: "b"})[0].bert.embeddings.position_embeddings.weight
+    )
+    assert abs(random_table.std() - normal.initializer_range) < 1e-3
+
+
 def test_pretrained_dir_without_weights_is_one_line_error(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(UserError, match="holds no weights") as err:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bert_repro import backend
 from bert_repro.data.io import share
 from bert_repro.errors import UserError
@@ -195,6 +197,27 @@ def _causal_checkpoint(model_cfg: Any) -> bool:
     return kind == "local" and bool(json.loads(config.read_text()).get("is_decoder", False))
 
 
+def sinusoidal_positions(count: int, width: int) -> np.ndarray:
+    """The Transformer's position table (Vaswani et al. 2017, 3.5): sin and cos of position
+    times 10000^(-2i/width), sines in the even columns."""
+    rates = np.power(10000.0, -np.arange(0, width, 2) / width)
+    angles = np.arange(count)[:, None] * rates[None, :]
+    table = np.zeros((count, width))
+    table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles[:, : width // 2])
+    return table
+
+
+def init_positions(encoder: Any, model_cfg: Any) -> None:
+    """Start a random encoder's position embeddings as `model.position_init` says."""
+    if model_cfg.position_init == "normal":  # BertModel's own init, already done
+        return
+    weight = encoder.embeddings.position_embeddings.weight
+    table = sinusoidal_positions(*weight.shape)
+    table *= model_cfg.initializer_range / table.std()  # BERT's embedding scale
+    with backend.no_grad():
+        weight.copy_(backend.to_tensor(table.astype(np.float32)))
+
+
 def build_question_answering(model_cfg: Any) -> tuple[Any, Any, ModelSource]:
     """A BertForQuestionAnswering (SQuAD: start/end logits per token) and its tokenizer."""
     return _build("BertForQuestionAnswering", model_cfg)
@@ -227,6 +250,7 @@ def _build(class_name: str, model_cfg: Any, **head: Any) -> tuple[Any, Any, Mode
         # HF's _init_weights is BERT's initialiser: N(0, initializer_range) for weights and
         # embeddings, zero biases, LayerNorm at (1, 0).
         model = model_class(config)
+        init_positions(model.bert, model_cfg)
         source = ModelSource("random", model_cfg.name, None, None)
         tokenizer = load_tokenizer(model_cfg, None)
     check_vocab(tokenizer, model.config.vocab_size, pretrained=bool(model_cfg.pretrained))
@@ -260,6 +284,7 @@ def build_pretraining_model(model_cfg: Any, objective: Any) -> tuple[Any, Any, M
     else:
         config = BertConfig(**{k: model_cfg[k] for k in ARCH_KEYS}, **settings)
         model = BertPretrainingModel(config)
+        init_positions(model.bert, model_cfg)
         source = ModelSource("random", model_cfg.name, None, None)
         tokenizer = load_tokenizer(model_cfg, None)
     check_vocab(tokenizer, model.config.vocab_size, pretrained=bool(model_cfg.pretrained))
