@@ -220,18 +220,24 @@ class _Fused:
 
 def use_fused_cpu_kernels(enabled: bool) -> bool:
     """Run exact GELU, LayerNorm, softmax, the embedding lookup, dropout, linear biases, the
-    pre-training token loss and the optimizer step on CPU through the fused kernels of
-    `cpu_kernels` (same math, fewer passes over memory, fewer launches); returns whether they are
-    on. Off, off the CPU, or when the kernels cannot be built here, mindtorch's stock ops and
+    pre-training token loss, the optimizer step and (linked against OpenBLAS) each whole encoder
+    layer on CPU through the fused kernels of `cpu_kernels` (same math, fewer passes over memory,
+    fewer launches); returns whether they are on. Off, off the CPU, or when the kernels cannot be built here, mindtorch's stock ops and
     MindSpore's optimizer kernel run."""
     from mindtorch._apis import cpu
+    from transformers.models.bert.modeling_bert import BertLayer
 
     if not _Fused.stock:
         _Fused.stock.update(
-            gelu=cpu.gelu, layer_norm=cpu.layer_norm, embedding=cpu.embedding, softmax=cpu.softmax
+            gelu=cpu.gelu,
+            layer_norm=cpu.layer_norm,
+            embedding=cpu.embedding,
+            softmax=cpu.softmax,
+            bert_layer=BertLayer.forward,
         )
     cpu.gelu, cpu.layer_norm = _Fused.stock["gelu"], _Fused.stock["layer_norm"]
     cpu.embedding, cpu.softmax = _Fused.stock["embedding"], _Fused.stock["softmax"]
+    BertLayer.forward = _Fused.stock["bert_layer"]
     _Fused.ops = None
     library = cpu_kernels.build() if enabled and on_cpu() else None
     if library is None:
@@ -240,6 +246,9 @@ def use_fused_cpu_kernels(enabled: bool) -> bool:
     cpu.gelu, cpu.layer_norm, cpu.embedding = _fused_gelu, _fused_layer_norm, _fused_embedding
     cpu.softmax = _fused_softmax
     cpu.fused_cross_entropy = _Fused.ops.cross_entropy
+    if _Fused.ops.bert_layer is not None:
+        cpu.fused_bert_layer = _Fused.ops.bert_layer
+        BertLayer.forward = _fused_bert_layer
     return True
 
 
@@ -297,6 +306,136 @@ def _fused_layer_norm(input, normalized_shape, weight, bias, eps=1e-5):
     ):
         return (_Fused.ops.layer_norm(input, weight, bias, eps),)
     return _Fused.stock["layer_norm"](input, normalized_shape, weight, bias, eps)
+
+
+def _fused_bert_layer(
+    layer,
+    hidden_states,
+    attention_mask=None,
+    head_mask=None,
+    encoder_hidden_states=None,
+    *args,
+    **kwargs,
+):
+    """transformers' BertLayer.forward as two launches (forward, backward) of the fused layer
+    kernel when the layer is BERT's plain encoder layer; anything else runs the stock forward."""
+    import mindtorch
+
+    stock = _Fused.stock["bert_layer"]
+    if not _fusable(layer, hidden_states, attention_mask, head_mask, encoder_hidden_states, kwargs):
+        return stock(
+            layer, hidden_states, attention_mask, head_mask, encoder_hidden_states, *args, **kwargs
+        )
+    attention, ffn_out = layer.attention, layer.output
+    heads = attention.self.num_attention_heads
+    weights = [
+        *(
+            p
+            for linear in (attention.self.query, attention.self.key, attention.self.value)
+            for p in (linear.weight, linear.bias)
+        ),
+        attention.output.dense.weight,
+        attention.output.dense.bias,
+        attention.output.LayerNorm.weight,
+        attention.output.LayerNorm.bias,
+        layer.intermediate.dense.weight,
+        layer.intermediate.dense.bias,
+        ffn_out.dense.weight,
+        ffn_out.dense.bias,
+        ffn_out.LayerNorm.weight,
+        ffn_out.LayerNorm.bias,
+    ]
+    p_attn = attention.self.dropout.p if layer.training else 0.0
+    p_hidden = ffn_out.dropout.p if layer.training else 0.0
+    calls = [-1, -1, -1]  # the stock layer's dropout calls, in its order, each one stream step
+    for slot, p in enumerate((p_attn, p_hidden, p_hidden)):
+        if p > 0:
+            calls[slot] = DropoutStream.calls
+            DropoutStream.calls += 1
+            _step_framework_generator()
+
+    def rate(p: float) -> list[float]:  # numpy's float32 rounding, as the dropout kernel's
+        return [p, float(np.float32(1.0) / np.float32(1.0 - p))]
+
+    if attention_mask is None:  # sdpa attention: no padding anywhere, causal or not
+        attention_mask = mindtorch.tensor(_unmasked(hidden_states.shape[1], layer.is_decoder))
+    meta = [
+        heads,
+        attention.output.LayerNorm.eps,
+        ffn_out.LayerNorm.eps,
+        *rate(p_attn),
+        *rate(p_hidden),
+    ]
+    from mindtorch.executor import execute
+
+    y, _ = execute(
+        "fused_bert_layer",
+        heads,
+        hidden_states,
+        attention_mask,
+        *weights,
+        mindtorch.tensor(np.array(meta, dtype=np.float32)),
+        mindtorch.tensor(np.array([DropoutStream.seed, *calls], dtype=np.int64)),
+    )
+    return (y,)
+
+
+def _unmasked(length: int, causal: bool) -> np.ndarray:
+    """The additive mask sdpa attention applies when BertModel passes none: nothing masked, or
+    (causal, as mindtorch's scaled_dot_product_attention builds it) the keys after the query."""
+    if not causal:
+        return np.zeros((1, 1, 1, length), np.float32)
+    upper = np.triu(np.ones((length, length), bool), k=1)
+    return np.where(upper, np.finfo(np.float32).min, 0).astype(np.float32)[None, None]
+
+
+def _fusable(layer, hidden_states, mask, head_mask, encoder_hidden_states, kwargs) -> bool:
+    """BERT's encoder layer as the fused kernel computes it: self-attention only (eager or
+    mindtorch's sdpa, the same math), absolute positions, exact GELU, all heads, float32 on the
+    CPU, a broadcastable additive mask or none, and no data-parallel row split of the dropout
+    draws."""
+    import mindtorch
+
+    attention = layer.attention.self
+    act = layer.intermediate.intermediate_act_fn
+    return (
+        head_mask is None
+        and encoder_hidden_states is None
+        and kwargs.get("past_key_values") is None
+        and not kwargs.get("output_attentions")
+        and DropoutStream.rows is None
+        and layer.chunk_size_feed_forward == 0
+        and attention.position_embedding_type == "absolute"
+        and attention.all_head_size == hidden_states.shape[-1]
+        and type(attention).__name__ in ("BertSelfAttention", "BertSdpaSelfAttention")
+        and getattr(act, "act", None) is mindtorch.nn.functional.gelu
+        and hidden_states.ndim == 3
+        and hidden_states.dtype == mindtorch.float32
+        and hidden_states.device.type == "cpu"
+        and (mask is None or _broadcastable(mask, hidden_states))
+    )
+
+
+def _broadcastable(mask, hidden_states) -> bool:
+    import mindtorch
+
+    return (
+        mask.ndim == 4
+        and mask.dtype == mindtorch.float32
+        and mask.shape[1] == 1
+        and mask.shape[0] in (1, hidden_states.shape[0])
+        and mask.shape[2] in (1, hidden_states.shape[1])
+        and mask.shape[3] == hidden_states.shape[1]
+    )
+
+
+def _step_framework_generator() -> None:
+    """Advance mindtorch's default generator as its dropout does, so that its state after a fused
+    layer is the stock layer's (it is saved with checkpoints)."""
+    from mindtorch import default_generator
+    from mindtorch.nn import functional
+
+    default_generator._step(functional.generator_step_)
 
 
 def fused_token_cross_entropy(logits: Any, targets: Any) -> Any | None:

@@ -20,6 +20,10 @@ int64_t Count(int ndim, const int64_t *shape) {
 }
 constexpr float kSqrtHalf = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+inline float Gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * kSqrtHalf)); }
+inline float GeluGrad(float x) {  // d gelu(x) / dx
+  return 0.5f * (1.0f + std::erf(x * kSqrtHalf)) + x * kInvSqrt2Pi * std::exp(-0.5f * x * x);
+}
 }  // namespace
 
 extern "C" int GeluForward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
@@ -27,7 +31,7 @@ extern "C" int GeluForward(int, void **params, int *ndims, int64_t **shapes, con
   float *y = static_cast<float *>(params[1]);
   const int64_t n = Count(ndims[0], shapes[0]);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * kSqrtHalf));
+  for (int64_t i = 0; i < n; i++) y[i] = Gelu(x[i]);
   return 0;
 }
 
@@ -37,11 +41,7 @@ extern "C" int GeluBackward(int, void **params, int *ndims, int64_t **shapes, co
   float *dx = static_cast<float *>(params[2]);
   const int64_t n = Count(ndims[0], shapes[0]);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    const float v = x[i];
-    const float cdf = 0.5f * (1.0f + std::erf(v * kSqrtHalf));
-    dx[i] = dy[i] * (cdf + v * kInvSqrt2Pi * std::exp(-0.5f * v * v));
-  }
+  for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * GeluGrad(x[i]);
   return 0;
 }
 
@@ -54,15 +54,9 @@ static std::pair<float, float> MeanRstd(const float *row, int64_t d, float eps) 
   return {mean, 1.0f / std::sqrt(static_cast<float>(sq / d) + eps)};
 }
 
-// params: x (rows, d), gamma (d), beta (d), eps (scalar tensor) -> y
-extern "C" int LayerNormForward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
-  const float *x = static_cast<const float *>(params[0]);
-  const float *gamma = static_cast<const float *>(params[1]);
-  const float *beta = static_cast<const float *>(params[2]);
-  const float eps = *static_cast<const float *>(params[3]);
-  float *y = static_cast<float *>(params[4]);
-  const int64_t d = shapes[1][0];
-  const int64_t rows = Count(ndims[0], shapes[0]) / d;
+namespace {
+void LayerNormRows(const float *x, const float *gamma, const float *beta, float eps, int64_t rows,
+                   int64_t d, float *y) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * d;
@@ -70,20 +64,10 @@ extern "C" int LayerNormForward(int, void **params, int *ndims, int64_t **shapes
     const auto [mean, rstd] = MeanRstd(xr, d, eps);
     for (int64_t j = 0; j < d; j++) yr[j] = (xr[j] - mean) * rstd * gamma[j] + beta[j];
   }
-  return 0;
 }
 
-// params: x (rows, d), gamma (d), dy (rows, d), eps -> dx (rows, d), dgamma (d), dbeta (d)
-extern "C" int LayerNormBackward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
-  const float *x = static_cast<const float *>(params[0]);
-  const float *gamma = static_cast<const float *>(params[1]);
-  const float *dy = static_cast<const float *>(params[2]);
-  const float eps = *static_cast<const float *>(params[3]);
-  float *dx = static_cast<float *>(params[4]);
-  float *dgamma = static_cast<float *>(params[5]);
-  float *dbeta = static_cast<float *>(params[6]);
-  const int64_t d = shapes[1][0];
-  const int64_t rows = Count(ndims[0], shapes[0]) / d;
+void LayerNormGrad(const float *x, const float *gamma, const float *dy, float eps, int64_t rows,
+                   int64_t d, float *dx, float *dgamma, float *dbeta) {
   // Per-thread sums of dgamma/dbeta, added in thread order afterwards: the same result on every
   // run with the same thread count (a resumed run must match an uninterrupted one).
   const int threads = omp_get_max_threads();
@@ -120,6 +104,25 @@ extern "C" int LayerNormBackward(int, void **params, int *ndims, int64_t **shape
       dbeta[j] += partial[(2 * t + 1) * d + j];
     }
   }
+}
+}  // namespace
+
+// params: x (rows, d), gamma (d), beta (d), eps (scalar tensor) -> y
+extern "C" int LayerNormForward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const int64_t d = shapes[1][0];
+  LayerNormRows(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+                static_cast<const float *>(params[2]), *static_cast<const float *>(params[3]),
+                Count(ndims[0], shapes[0]) / d, d, static_cast<float *>(params[4]));
+  return 0;
+}
+
+// params: x (rows, d), gamma (d), dy (rows, d), eps -> dx (rows, d), dgamma (d), dbeta (d)
+extern "C" int LayerNormBackward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const int64_t d = shapes[1][0];
+  LayerNormGrad(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+                static_cast<const float *>(params[2]), *static_cast<const float *>(params[3]),
+                Count(ndims[0], shapes[0]) / d, d, static_cast<float *>(params[4]),
+                static_cast<float *>(params[5]), static_cast<float *>(params[6]));
   return 0;
 }
 
@@ -207,34 +210,46 @@ Block Philox4x64(uint64_t counter, uint64_t key0, uint64_t key1) {
   }
   return c;
 }
+
+// Block b of a dropout call's draw (elements 8b..8b+7) applied to the elements [first, first + n)
+// it covers: y = x * mask (in place allowed), the mask too when asked.
+inline void DropBlock(int64_t b, uint64_t seed, uint64_t call, int64_t first, int64_t n, float p,
+                      float scale, const float *x, float *y, float *mask) {
+  const Block block = Philox4x64(static_cast<uint64_t>(b) + 1, seed, call);
+  for (int w = 0; w < 8; w++) {
+    const int64_t i = b * 8 + w - first;
+    if (i < 0 || i >= n) continue;
+    const uint64_t word = block.v[w / 2];
+    const uint32_t bits = static_cast<uint32_t>(w % 2 == 0 ? word : word >> 32);
+    const float draw = static_cast<float>(bits >> 8) * (1.0f / 16777216.0f);
+    const float m = draw >= p ? scale : 0.0f;
+    if (mask != nullptr) mask[i] = m;
+    y[i] = x[i] * m;
+  }
+}
+
+// Elements [first, first + n) of the call's draw, by this thread alone (inside a parallel loop).
+void DropSerial(uint64_t seed, uint64_t call, int64_t first, int64_t n, float p, float scale,
+                const float *x, float *y) {
+  for (int64_t b = first / 8; b < (first + n + 7) / 8; b++) DropBlock(b, seed, call, first, n, p, scale, x, y, nullptr);
+}
+
+// The same, the threads splitting the blocks.
+void Drop(uint64_t seed, uint64_t call, int64_t first, int64_t n, float p, float scale,
+          const float *x, float *y, float *mask) {
+  const int64_t first_block = first / 8, last_block = (first + n + 7) / 8;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = first_block; b < last_block; b++) DropBlock(b, seed, call, first, n, p, scale, x, y, mask);
+}
 }  // namespace
 
 // params: x (any shape), key (int64: seed, call, first element's index in the draw),
 // rate (float32: p, 1 / (1 - p) as numpy rounds them) -> y = x * mask, mask (x's shape)
 extern "C" int DropoutForward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
-  const float *x = static_cast<const float *>(params[0]);
   const int64_t *key = static_cast<const int64_t *>(params[1]);
   const float *rate = static_cast<const float *>(params[2]);
-  float *y = static_cast<float *>(params[3]);
-  float *mask = static_cast<float *>(params[4]);
-  const int64_t n = Count(ndims[0], shapes[0]);
-  const uint64_t seed = key[0], call = key[1], first = key[2];
-  const float p = rate[0], scale = rate[1];
-  const int64_t first_block = first / 8, last_block = (first + n + 7) / 8;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = first_block; b < last_block; b++) {
-    const Block block = Philox4x64(static_cast<uint64_t>(b) + 1, seed, call);
-    for (int w = 0; w < 8; w++) {
-      const int64_t i = b * 8 + w - static_cast<int64_t>(first);
-      if (i < 0 || i >= n) continue;
-      const uint64_t word = block.v[w / 2];
-      const uint32_t bits = static_cast<uint32_t>(w % 2 == 0 ? word : word >> 32);
-      const float draw = static_cast<float>(bits >> 8) * (1.0f / 16777216.0f);
-      const float m = draw >= p ? scale : 0.0f;
-      mask[i] = m;
-      y[i] = x[i] * m;
-    }
-  }
+  Drop(key[0], key[1], key[2], Count(ndims[0], shapes[0]), rate[0], rate[1],
+       static_cast<const float *>(params[0]), static_cast<float *>(params[3]), static_cast<float *>(params[4]));
   return 0;
 }
 
@@ -367,11 +382,8 @@ extern "C" int BiasAddForward(int, void **params, int *ndims, int64_t **shapes, 
   return 0;
 }
 
-// params: dy (rows, d), b (d; its shape only) -> db (d)
-extern "C" int BiasGrad(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
-  const float *dy = static_cast<const float *>(params[0]);
-  float *db = static_cast<float *>(params[2]);
-  const int64_t d = shapes[1][0], rows = Count(ndims[0], shapes[0]) / d;
+namespace {
+void ColumnSums(const float *dy, int64_t rows, int64_t d, float *db) {
 #pragma omp parallel
   {
     const int threads = omp_get_num_threads(), me = omp_get_thread_num();
@@ -383,6 +395,13 @@ extern "C" int BiasGrad(int, void **params, int *ndims, int64_t **shapes, const 
       for (int64_t c = c0; c < c1; c++) db[c] += dy[r * d + c];
     }
   }
+}
+}  // namespace
+
+// params: dy (rows, d), b (d; its shape only) -> db (d)
+extern "C" int BiasGrad(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const int64_t d = shapes[1][0];
+  ColumnSums(static_cast<const float *>(params[0]), Count(ndims[0], shapes[0]) / d, d, static_cast<float *>(params[2]));
   return 0;
 }
 
@@ -470,6 +489,212 @@ extern "C" int MatMulTN(int, void **params, int *ndims, int64_t **shapes, const 
   float *dw = static_cast<float *>(params[3]);
   const int64_t n = shapes[2][0], k = shapes[2][1], rows = Count(ndims[0], shapes[0]) / n;
   cblas_sgemm64_(kRowMajor, kTrans, kNoTrans, n, k, rows, 1.0f, dy, n, x, k, 0.0f, dw, k);
+  return 0;
+}
+// One BERT encoder layer (self-attention, its output projection, dropout, residual and LayerNorm,
+// then the feed-forward block likewise), forward in one launch and backward in one. At BERT-tiny
+// and BERT-mini sizes a step was more framework than arithmetic: ~60 ops per layer each way, and
+// 383 of 701 ms per BERT-tiny step outside any kernel (results/bench/*-profile-bert_tiny.md).
+// Same math as the stock layer (transformers' BertLayer, eager attention, exact GELU): the linear
+// layers and attention products by OpenBLAS, dropout masks from the same Philox draws as
+// DropoutForward, so the two paths agree to float rounding (tests/test_cpu_kernels.py).
+extern "C" void openblas_set_num_threads64_(int);
+extern "C" int openblas_get_num_threads64_(void);
+
+namespace {
+struct LayerDims {
+  int64_t batch, length, hidden, heads, head, inner, tokens, mask_batch, mask_rows;
+};
+
+// meta (float32): heads, eps of the two LayerNorms, attention dropout p and 1 / (1 - p), hidden
+// dropout p and 1 / (1 - p). key (int64): seed, then the dropout calls of the attention
+// probabilities, the attention output and the feed-forward output (-1: that dropout is off).
+LayerDims DimsOf(int64_t **shapes, int *ndims, const float *meta) {
+  LayerDims d{};
+  d.batch = shapes[0][0];
+  d.length = shapes[0][1];
+  d.hidden = shapes[0][2];
+  d.heads = static_cast<int64_t>(meta[0]);
+  d.head = d.hidden / d.heads;
+  d.inner = shapes[12][0];
+  d.tokens = d.batch * d.length;
+  d.mask_batch = shapes[1][0];              // 1 or batch
+  d.mask_rows = shapes[1][ndims[1] - 2];    // 1 (padding mask) or length (causal)
+  return d;
+}
+
+// The activations the backward pass reads, in one float32 buffer (the forward's second output).
+struct Saved {
+  float *q, *k, *v, *probs, *ctx, *a1, *h1, *u, *gu, *a2;
+};
+Saved Layout(float *s, const LayerDims &d) {
+  const int64_t th = d.tokens * d.hidden, ti = d.tokens * d.inner;
+  Saved out{};
+  out.q = s;
+  out.k = out.q + th;
+  out.v = out.k + th;
+  out.probs = out.v + th;  // softmax output before dropout, (batch, heads, length, length)
+  out.ctx = out.probs + d.batch * d.heads * d.length * d.length;
+  out.a1 = out.ctx + th;   // the first LayerNorm's input
+  out.h1 = out.a1 + th;    // its output
+  out.u = out.h1 + th;     // the feed-forward block's pre-activation, (tokens, inner)
+  out.gu = out.u + ti;     // its GELU
+  out.a2 = out.gu + ti;    // the second LayerNorm's input
+  return out;
+}
+
+void Sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+           int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  cblas_sgemm64_(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, m, n, k, alpha, a, lda,
+                 b, ldb, beta, c, ldc);
+}
+
+// y (rows, out) = x (rows, in) @ w^T + b, w (out, in) as nn.Linear keeps it.
+void Linear(const float *x, const float *w, const float *b, int64_t rows, int64_t in, int64_t out, float *y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) std::memcpy(y + r * out, b, out * sizeof(float));
+  Sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+}
+
+// A linear layer's three gradients from dy (rows, out): dw = dy^T x, db = column sums,
+// dx (+)= dy @ w (accumulate: beta 1).
+void LinearGrad(const float *dy, const float *x, const float *w, int64_t rows, int64_t in,
+                int64_t out, float *dw, float *db, float *dx, float beta) {
+  Sgemm(true, false, out, in, rows, 1.0f, dy, out, x, in, 0.0f, dw, in);
+  ColumnSums(dy, rows, out, db);
+  Sgemm(false, false, rows, in, out, 1.0f, dy, out, w, in, beta, dx, in);
+}
+
+void AddInto(const float *a, const float *b, int64_t n, float *y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+// Runs body(bh, scratch...) for every (batch row, head) pair, the threads splitting the pairs and
+// OpenBLAS single-threaded inside them (its own pool would fight OpenMP's for the two cores).
+template <typename Body>
+void EachHead(const LayerDims &d, int scratch_matrices, Body body) {
+  const int blas_threads = openblas_get_num_threads64_();
+  openblas_set_num_threads64_(1);
+#pragma omp parallel
+  {
+    std::vector<float> scratch(scratch_matrices * d.length * d.length);
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < d.batch * d.heads; bh++) body(bh, scratch.data());
+  }
+  openblas_set_num_threads64_(blas_threads);
+}
+}  // namespace
+
+// params: x (batch, length, hidden), additive attention mask (1 or batch, 1, 1 or length, length),
+// then per nn.Linear weight (out, in) and bias, per LayerNorm gamma and beta: query, key, value,
+// attention output, LayerNorm 1, intermediate, output, LayerNorm 2; meta; key -> y, saved
+extern "C" int BertLayerForward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  auto in = [&](int i) { return static_cast<const float *>(params[i]); };
+  const float *x = in(0), *mask = in(1), *meta = in(18);
+  const int64_t *key = static_cast<const int64_t *>(params[19]);
+  float *y = static_cast<float *>(params[20]);
+  const LayerDims d = DimsOf(shapes, ndims, meta);
+  const Saved s = Layout(static_cast<float *>(params[21]), d);
+  const int64_t th = d.tokens * d.hidden, len = d.length, hid = d.hidden;
+  const float alpha = 1.0f / std::sqrt(static_cast<float>(d.head));
+  Linear(x, in(2), in(3), d.tokens, hid, hid, s.q);
+  Linear(x, in(4), in(5), d.tokens, hid, hid, s.k);
+  Linear(x, in(6), in(7), d.tokens, hid, hid, s.v);
+  EachHead(d, 1, [&](int64_t bh, float *dropped) {
+    const int64_t b = bh / d.heads, h = bh % d.heads, at = b * len * hid + h * d.head;
+    float *p = s.probs + bh * len * len;
+    Sgemm(false, true, len, len, d.head, alpha, s.q + at, hid, s.k + at, hid, 0.0f, p, len);
+    for (int64_t i = 0; i < len; i++) {
+      float *row = p + i * len;
+      const float *m = mask + ((d.mask_batch == 1 ? 0 : b) * d.mask_rows + (d.mask_rows == 1 ? 0 : i)) * len;
+      float top = -INFINITY;
+      for (int64_t j = 0; j < len; j++) {
+        row[j] += m[j];
+        top = row[j] > top ? row[j] : top;
+      }
+      float sum = 0.0f;
+      for (int64_t j = 0; j < len; j++) {
+        row[j] = std::exp(row[j] - top);
+        sum += row[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j < len; j++) row[j] *= inv;
+    }
+    const float *used = p;
+    if (key[1] >= 0) {
+      DropSerial(key[0], key[1], bh * len * len, len * len, meta[3], meta[4], p, dropped);
+      used = dropped;
+    }
+    Sgemm(false, false, len, d.head, len, 1.0f, used, len, s.v + at, hid, 0.0f, s.ctx + at, hid);
+  });
+  std::vector<float> t(th);
+  Linear(s.ctx, in(8), in(9), d.tokens, hid, hid, t.data());
+  if (key[2] >= 0) Drop(key[0], key[2], 0, th, meta[5], meta[6], t.data(), t.data(), nullptr);
+  AddInto(x, t.data(), th, s.a1);
+  LayerNormRows(s.a1, in(10), in(11), meta[1], d.tokens, hid, s.h1);
+  Linear(s.h1, in(12), in(13), d.tokens, hid, d.inner, s.u);
+  const int64_t ti = d.tokens * d.inner;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < ti; i++) s.gu[i] = Gelu(s.u[i]);
+  Linear(s.gu, in(14), in(15), d.tokens, d.inner, hid, t.data());
+  if (key[3] >= 0) Drop(key[0], key[3], 0, th, meta[5], meta[6], t.data(), t.data(), nullptr);
+  AddInto(s.h1, t.data(), th, s.a2);
+  LayerNormRows(s.a2, in(16), in(17), meta[2], d.tokens, hid, y);
+  return 0;
+}
+
+// params: dy, saved, then the forward's inputs (x, mask, the 16 weights, meta, key) -> dx, then
+// the 16 weights' gradients in the forward's order
+extern "C" int BertLayerBackward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  auto in = [&](int i) { return static_cast<const float *>(params[i]); };
+  auto out = [&](int i) { return static_cast<float *>(params[i]); };
+  const float *dy = in(0), *x = in(2), *meta = in(20);
+  const int64_t *key = static_cast<const int64_t *>(params[21]);
+  const LayerDims d = DimsOf(shapes + 2, ndims + 2, meta);
+  const Saved s = Layout(static_cast<float *>(params[1]), d);
+  const int64_t th = d.tokens * d.hidden, ti = d.tokens * d.inner, len = d.length, hid = d.hidden;
+  const float alpha = 1.0f / std::sqrt(static_cast<float>(d.head));
+  float *dx = out(22);
+  // weight k of the forward (0: query weight ... 15: LayerNorm 2 beta): input 4 + k, gradient 23 + k
+  std::vector<float> dh1(th), dt(th), dgu(ti);
+  LayerNormGrad(s.a2, in(4 + 14), dy, meta[2], d.tokens, hid, dh1.data(), out(23 + 14), out(23 + 15));
+  if (key[3] >= 0) Drop(key[0], key[3], 0, th, meta[5], meta[6], dh1.data(), dt.data(), nullptr);
+  else std::memcpy(dt.data(), dh1.data(), th * sizeof(float));
+  LinearGrad(dt.data(), s.gu, in(4 + 12), d.tokens, d.inner, hid, out(23 + 12), out(23 + 13), dgu.data(), 0.0f);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < ti; i++) dgu[i] *= GeluGrad(s.u[i]);
+  LinearGrad(dgu.data(), s.h1, in(4 + 10), d.tokens, hid, d.inner, out(23 + 10), out(23 + 11), dh1.data(), 1.0f);
+  LayerNormGrad(s.a1, in(4 + 8), dh1.data(), meta[1], d.tokens, hid, dx, out(23 + 8), out(23 + 9));
+  if (key[2] >= 0) Drop(key[0], key[2], 0, th, meta[5], meta[6], dx, dt.data(), nullptr);
+  else std::memcpy(dt.data(), dx, th * sizeof(float));
+  std::vector<float> dctx(th), dq(th), dk(th), dv(th);
+  LinearGrad(dt.data(), s.ctx, in(4 + 6), d.tokens, hid, hid, out(23 + 6), out(23 + 7), dctx.data(), 0.0f);
+  EachHead(d, 2, [&](int64_t bh, float *scratch) {
+    const int64_t b = bh / d.heads, h = bh % d.heads, at = b * len * hid + h * d.head;
+    const float *p = s.probs + bh * len * len;
+    float *dropped = scratch, *dp = scratch + len * len;
+    const float *used = p;
+    if (key[1] >= 0) {
+      DropSerial(key[0], key[1], bh * len * len, len * len, meta[3], meta[4], p, dropped);
+      used = dropped;
+    }
+    Sgemm(true, false, len, d.head, len, 1.0f, used, len, dctx.data() + at, hid, 0.0f, dv.data() + at, hid);
+    Sgemm(false, true, len, len, d.head, 1.0f, dctx.data() + at, hid, s.v + at, hid, 0.0f, dp, len);
+    if (key[1] >= 0) DropSerial(key[0], key[1], bh * len * len, len * len, meta[3], meta[4], dp, dp);
+    for (int64_t i = 0; i < len; i++) {  // softmax gradient: p * (dp - sum(dp * p)), in place
+      const float *pr = p + i * len;
+      float *dr = dp + i * len;
+      float dot = 0.0f;
+      for (int64_t j = 0; j < len; j++) dot += pr[j] * dr[j];
+      for (int64_t j = 0; j < len; j++) dr[j] = pr[j] * (dr[j] - dot);
+    }
+    Sgemm(false, false, len, d.head, len, alpha, dp, len, s.k + at, hid, 0.0f, dq.data() + at, hid);
+    Sgemm(true, false, len, d.head, len, alpha, dp, len, s.q + at, hid, 0.0f, dk.data() + at, hid);
+  });
+  LinearGrad(dq.data(), x, in(4 + 0), d.tokens, hid, hid, out(23 + 0), out(23 + 1), dx, 1.0f);
+  LinearGrad(dk.data(), x, in(4 + 2), d.tokens, hid, hid, out(23 + 2), out(23 + 3), dx, 1.0f);
+  LinearGrad(dv.data(), x, in(4 + 4), d.tokens, hid, hid, out(23 + 4), out(23 + 5), dx, 1.0f);
   return 0;
 }
 #endif

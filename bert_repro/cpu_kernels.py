@@ -1,6 +1,8 @@
 """Fused C++ kernels for the CPU ops MindSpore runs slowest (GELU, LayerNorm, softmax, biases,
-embedding, dropout, cross-entropy), a two-launch optimizer step, and the linear layers' matmuls
-through the OpenBLAS numpy ships (faster than MindSpore's CPU MatMul: bench part a).
+embedding, dropout, cross-entropy), a two-launch optimizer step, the linear layers' matmuls
+through the OpenBLAS numpy ships (faster than MindSpore's CPU MatMul: bench part a), and with
+them a whole BERT encoder layer in one launch each way (at BERT-tiny/mini sizes the ~60 ops a
+layer took more framework time than arithmetic).
 
 Why our own kernels: MindSpore 2.7 on CPU runs GELU as five elementwise kernels and LayerNorm and
 the softmax cross-entropy as several more, each reading and writing the whole tensor. Bench part
@@ -112,6 +114,8 @@ class FusedOps:
     sum_of_squares: Any  # (*tensors) -> float32 (1,)
     adam: Any  # (*params, *m, *v, *grads, hyper, decay) -> (1,); the first three in place
     matmul_nt: Any | None  # (x (..., k), w (n, k)) -> x @ w^T by OpenBLAS; None: not linked
+    # (heads, x, mask, 16 weights, meta, key) -> (y, saved): one encoder layer; None: not linked
+    bert_layer: Callable[..., Any] | None
 
 
 # While a list, every launch of a fused kernel appends the kernel's name. MindSpore's profiler
@@ -198,7 +202,7 @@ def fused_ops(library: Path) -> FusedOps:
         update, a dummy: a Custom op must have an output)."""
         return custom(name, lambda *shapes: [1], lambda *dtypes: float32)
 
-    matmul_nt = None
+    matmul_nt = bert_layer = None
     if hasattr(ctypes.CDLL(str(library)), "MatMulNT"):  # built against numpy's OpenBLAS
         matmul_nn = custom("MatMulNN", lambda dy, w: [*dy[:-1], w[1]], lambda dy, w: dy)
         matmul_tn = op("MatMulTN", lambda dy, x, w: w)
@@ -208,6 +212,7 @@ def fused_ops(library: Path) -> FusedOps:
             lambda x, w: x,
             lambda x, w, out, dout: (matmul_nn(dout, w), matmul_tn(dout, x, w)),
         )
+        bert_layer = _bert_layer_ops(custom)
 
     return FusedOps(
         library,
@@ -221,7 +226,41 @@ def fused_ops(library: Path) -> FusedOps:
         scalar("SumOfSquares"),
         scalar("AdamWeightDecayMulti"),
         matmul_nt,
+        bert_layer,
     )
+
+
+def _bert_layer_ops(custom: Callable[..., Any]) -> Callable[..., Any]:
+    """The fused encoder layer, one primitive per head count (the saved buffer's size depends on
+    it), sharing one backward."""
+    from mindspore import ops
+
+    backward = custom(
+        "BertLayerBackward",
+        lambda dy, saved, x, mask, *rest: [x, *rest[:16]],
+        lambda dy, saved, x, mask, *rest: [x, *rest[:16]],
+    )
+
+    def bprop(*args: Any) -> tuple:
+        *inputs, out, dout = args  # x, mask, 16 weights, meta, key
+        dx, *grads = backward(dout[0], out[1], *inputs)
+        mask, meta, key = inputs[1], inputs[-2], inputs[-1]
+        return (dx, ops.zeros_like(mask), *grads, ops.zeros_like(meta), ops.zeros_like(key))
+
+    layers: dict[int, Any] = {}
+
+    def layer(heads: int, *inputs: Any) -> Any:
+        if heads not in layers:
+
+            def shapes(x: list, mask: list, *rest: list) -> list:
+                (batch, length, hidden), inner = x, rest[10][0]
+                saved = batch * length * (7 * hidden + heads * length + 2 * inner)
+                return [x, [saved]]
+
+            layers[heads] = custom("BertLayerForward", shapes, lambda x, *rest: [x, x], bprop)
+        return layers[heads](*inputs)
+
+    return layer
 
 
 def set_blas_threads(count: int) -> None:

@@ -113,6 +113,74 @@ def test_linear_matches_stock_values_and_gradients(fused, bias):
     assert_same(both(torch, loss, params))
 
 
+@pytest.mark.parametrize(
+    ("attention", "causal", "padded", "training"),
+    [
+        ("eager", False, True, True),  # BertModel's (batch, 1, 1, length) padding mask
+        ("eager", True, True, True),  # (batch, 1, length, length): causal and padded
+        ("sdpa", False, False, True),  # no mask at all
+        ("sdpa", True, False, True),  # none, and the layer is causal
+        ("sdpa", False, True, False),  # (batch, 1, length, length) expanded; no dropout
+    ],
+)
+def test_encoder_layer_matches_the_stock_layer(fused, attention, causal, padded, training):
+    """BERT's encoder layer as one fused launch each way gives transformers' BertLayer's output
+    and the gradients of the input and all 16 weights, under each mask BertModel passes, with
+    dropout on (the same Philox masks, the same stream calls) and off."""
+    torch = fused
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    if cpu_backend.fused_ops().bert_layer is None:
+        pytest.skip("the fused kernels are not linked against OpenBLAS here")
+    config = BertConfig(
+        hidden_size=64,
+        num_attention_heads=4,
+        intermediate_size=96,
+        is_decoder=causal,
+        hidden_dropout_prob=0.2,
+        attention_probs_dropout_prob=0.3,
+        attn_implementation=attention,
+    )
+    backend.seed_everything(0)
+    layer = BertLayer(config).train(training)
+    x, weights = tensors(torch, (3, 12, 64), (3, 12, 64))
+    x = torch.nn.Parameter(x)
+    keep = np.ones((3, 12), np.float32)
+    keep[1, 9:] = 0 if padded else 1
+    rows = np.tril(np.ones((12, 12), np.float32)) if causal else np.ones((1, 12), np.float32)
+    if attention == "sdpa":
+        rows = np.ones((12, 12), np.float32) * rows  # transformers expands the mask for sdpa
+    additive = (1 - keep[:, None, None, :] * rows) * np.finfo(np.float32).min
+    mask = torch.tensor(additive) if padded else None
+    params = [x, *layer.parameters()]
+    assert len(params) == 17
+    results = []
+    for forward in (cpu_backend._Fused.stock["bert_layer"], cpu_backend._fused_bert_layer):
+        BertLayer.forward = forward
+        cpu_backend.DropoutStream.seed, cpu_backend.DropoutStream.calls = 7, 0
+        cpu_kernels.LAUNCHES = []
+        try:
+            value, grads = backend.value_and_grad(
+                lambda: (layer(x, mask)[0] * weights).sum(), params
+            )()
+            launches = cpu_kernels.LAUNCHES
+        finally:
+            cpu_kernels.LAUNCHES = None
+            BertLayer.forward = cpu_backend._fused_bert_layer
+        results.append((float(value), [g.asnumpy() for g in grads]))
+        calls = cpu_backend.DropoutStream.calls
+    assert calls == (3 if training else 0)  # the fused layer advanced the stream as the stock one
+    assert launches.count("BertLayerForward") == launches.count("BertLayerBackward") == 1
+    assert "DropoutForward" not in launches
+    # The key bias adds the same score to every key of a query row, which softmax ignores: its
+    # gradient is zero up to rounding on both paths, so it is checked against the query bias's.
+    for _, grads in results:
+        key_bias = grads.pop(4)
+        assert np.abs(key_bias).max() < 1e-5 * np.abs(grads[2]).max()
+    assert_same(results, rtol=1e-4)  # the loss sums signed terms: cancellation
+
+
 def test_embedding_matches_stock_gather_and_its_gradient(fused):
     """Repeated ids sum into their row; rows no id names get a zero gradient."""
     torch = fused
