@@ -99,6 +99,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="ours with MindSpore's MatMul in nn.Linear, not speed.openblas_matmul (before)",
     )
     parser.add_argument(
+        "--unfused-layer",
+        action="store_true",
+        help="ours with each encoder layer op by op, not speed.fused_encoder_layer (before)",
+    )
+    parser.add_argument(
         "--async-launch",
         action="store_true",
         help="ours with MindSpore's async op queue, not speed.blocking_cpu_launch (before)",
@@ -163,6 +168,7 @@ def _save(ctx: Context, table: str) -> Path:
         f"Machine: {machine}; threads {args.threads}; "
         f"our CPU kernels: {'stock mindtorch' if args.stock_kernels else 'fused'}; "
         f"Linear matmuls: {'MindSpore' if args.stock_matmul else 'OpenBLAS when fused'}; "
+        f"encoder layer: {'op by op' if args.unfused_layer else 'one fused launch each way'}; "
         f"op launch: {'async queue' if args.async_launch else 'blocking (CPU)'}.\n\n"
         f"Ours: {ours}.\n\nReference: {reference or 'not run'}.\n"
     )
@@ -194,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cpu_backend.set_cpu_threads(args.threads)
     cpu_backend.use_fused_cpu_kernels(not args.stock_kernels)
     cpu_backend.use_openblas_matmul(not args.stock_matmul)
+    cpu_backend.use_fused_encoder_layer(not args.unfused_layer)
     cpu_backend.use_blocking_cpu_launch(not args.async_launch)
     with tempfile.TemporaryDirectory(prefix="bert-repro-bench-") as work:
         ctx = Context(args, Path(work), load_at_start=os.getloadavg())

@@ -150,6 +150,12 @@ class PretrainConfig:
     # BERT-mini (README, record 839effc75f): it spreads the accuracy phase 1 gains over all 128
     # positions rather than adding to it, so the presets leave it off.
     phase1_position_offsets: bool = False
+    # CPU scale, not the paper: "copy" starts phase 2's new positions (phase 1's length onwards)
+    # from phase 1's learned rows in turn (position p from p mod that length), as Longformer
+    # (Beltagy et al. 2020, section 5) started its 4,096 positions from RoBERTa's 512; "keep"
+    # leaves them at their init. Why: after a short phase 2 BERT-mini still read no context at
+    # positions 32-127, whose rows had kept their random init (bert_repro.pretraining.heldout).
+    phase2_position_init: str = "keep"
 
 
 @dataclass
@@ -161,6 +167,7 @@ class SpeedConfig:
     fused_cpu_kernels: bool = True  # bert_repro/cpu_kernels.cc: elementwise ops, loss, AdamW
     blocking_cpu_launch: bool = True  # CPU: each op runs when called (no async queue spinning)
     openblas_matmul: bool = True  # CPU, fused kernels on: nn.Linear's matmuls by numpy's OpenBLAS
+    fused_encoder_layer: bool = True  # CPU, fused kernels on: each BertLayer one launch each way
 
 
 @dataclass
@@ -226,6 +233,7 @@ ADDED_SCIENCE_DEFAULTS = {
     ("pretrain", "phase2_batch_size"): None,
     ("pretrain", "phase2_lr"): None,
     ("pretrain", "phase1_position_offsets"): False,
+    ("pretrain", "phase2_position_init"): "keep",
     ("model", "position_init"): "normal",
 }
 

@@ -160,12 +160,16 @@ def tune(speed: Any) -> dict[str, bool]:
     """Apply the CPU speed settings (`speed` config); on another target none applies (and the
     fused kernels are not compiled). Returns what is on."""
     if not on_cpu():
-        return dict.fromkeys(("fused_cpu_kernels", "openblas_matmul", "blocking_cpu_launch"), False)
+        return dict.fromkeys(
+            ("fused_cpu_kernels", "openblas_matmul", "fused_encoder_layer", "blocking_cpu_launch"),
+            False,
+        )
     if speed.cpu_threads:
         set_cpu_threads(speed.cpu_threads)
     return {
         "fused_cpu_kernels": use_fused_cpu_kernels(speed.fused_cpu_kernels),
         "openblas_matmul": use_openblas_matmul(speed.openblas_matmul),
+        "fused_encoder_layer": use_fused_encoder_layer(speed.fused_encoder_layer),
         "blocking_cpu_launch": use_blocking_cpu_launch(speed.blocking_cpu_launch),
     }
 
@@ -215,6 +219,7 @@ class _Fused:
 
     ops: cpu_kernels.FusedOps | None = None
     openblas_matmul: bool = True  # Linear's matmuls by the library's OpenBLAS kernels, if linked
+    encoder_layer: bool = True  # BertLayer as the library's fused layer kernels, if linked
     stock: ClassVar[dict[str, Callable[..., Any]]] = {}
 
 
@@ -222,8 +227,11 @@ def use_fused_cpu_kernels(enabled: bool) -> bool:
     """Run exact GELU, LayerNorm, softmax, the embedding lookup, dropout, linear biases, the
     pre-training token loss, the optimizer step and (linked against OpenBLAS) each whole encoder
     layer on CPU through the fused kernels of `cpu_kernels` (same math, fewer passes over memory,
-    fewer launches); returns whether they are on. Off, off the CPU, or when the kernels cannot be built here, mindtorch's stock ops and
-    MindSpore's optimizer kernel run."""
+    fewer launches); returns whether they are on. Off, off the CPU, or when the kernels cannot be
+    built here, mindtorch's stock ops and MindSpore's optimizer kernel run."""
+    from bert_repro import backend
+
+    backend.load_framework()  # mindnlp first: transformers must find mindtorch as `torch`
     from mindtorch._apis import cpu
     from transformers.models.bert.modeling_bert import BertLayer
 
@@ -259,6 +267,17 @@ def use_openblas_matmul(enabled: bool) -> bool:
     whether it does (the library was built against OpenBLAS)."""
     _Fused.openblas_matmul = enabled
     return enabled and _Fused.ops is not None and _Fused.ops.matmul_nt is not None
+
+
+def use_fused_encoder_layer(enabled: bool) -> bool:
+    """Run each BERT encoder layer (transformers' BertLayer: attention, feed-forward, their
+    dropouts, residuals and LayerNorms) as one fused launch forward and one backward, instead of
+    ~60 ops each way, whose per-op framework cost exceeded their arithmetic at BERT-tiny/mini
+    sizes. Applies while the fused kernels are on and linked against OpenBLAS; returns whether
+    it does. Layers it does not cover (relative positions, cross-attention, head masks, a kept
+    attention map) run the stock forward."""
+    _Fused.encoder_layer = enabled
+    return enabled and _Fused.ops is not None and _Fused.ops.bert_layer is not None
 
 
 def fused_ops() -> cpu_kernels.FusedOps | None:
@@ -399,7 +418,8 @@ def _fusable(layer, hidden_states, mask, head_mask, encoder_hidden_states, kwarg
     attention = layer.attention.self
     act = layer.intermediate.intermediate_act_fn
     return (
-        head_mask is None
+        _Fused.encoder_layer
+        and head_mask is None
         and encoder_hidden_states is None
         and kwargs.get("past_key_values") is None
         and not kwargs.get("output_attentions")

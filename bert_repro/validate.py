@@ -39,6 +39,9 @@ TASK_STAGES = {
 POSITION_INITS = ("normal", "sinusoidal")
 """model.position_init's choices (models.factory.init_positions)."""
 
+PHASE2_POSITION_INITS = ("keep", "copy")
+"""pretrain.phase2_position_init's choices (stages.pretrain.copy_positions)."""
+
 
 def check_settings(cfg: DictConfig) -> None:
     """Raise UserError for the first setting no run should start with."""
@@ -65,6 +68,11 @@ def check_settings(cfg: DictConfig) -> None:
         raise UserError(
             f"model.position_init={cfg.model.position_init}: choose one of: "
             + ", ".join(POSITION_INITS)
+        )
+    if cfg.pretrain.phase2_position_init not in PHASE2_POSITION_INITS:
+        raise UserError(
+            f"pretrain.phase2_position_init={cfg.pretrain.phase2_position_init}: choose one of: "
+            + ", ".join(PHASE2_POSITION_INITS)
         )
     stage, preset = TASK_STAGES.get(cfg.task.name, ("finetune", f"glue_{cfg.task.name}"))
     if cfg.stage != stage:

@@ -33,6 +33,10 @@ def run(args: list[str], cwd: Path = REPO, timeout: int = 600) -> subprocess.Com
         (["data=local", "data.root=/no/such/glue"], "data directory not found: /no/such/glue"),
         (["model.pretrained=/no/such/model"], "model.pretrained directory not found"),
         (["model.position_init=zeros"], "model.position_init=zeros: choose one of: normal"),
+        (
+            ["+experiment=pretrain_mini_mlm_nsp", "pretrain.phase2_position_init=tile"],
+            "pretrain.phase2_position_init=tile: choose one of: keep, copy",
+        ),
         (["+experiment=glue_rte"], "offline, use data=local data.root=/path/to/glue"),
         (
             ["model=bert_tiny", "model.vocab_size=1000"],

@@ -181,6 +181,34 @@ def test_encoder_layer_matches_the_stock_layer(fused, attention, causal, padded,
     assert_same(results, rtol=1e-4)  # the loss sums signed terms: cancellation
 
 
+def test_fused_encoder_layer_off_runs_the_stock_layer(fused):
+    """speed.fused_encoder_layer=false: the same layer runs op by op (no fused layer launch)."""
+    torch = fused
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    config = BertConfig(
+        hidden_size=32, num_attention_heads=2, intermediate_size=48, attn_implementation="sdpa"
+    )
+    layer = BertLayer(config)
+    (x,) = tensors(torch, (2, 5, 32))
+    launches = {}
+    for enabled in (True, False):
+        on = cpu_backend.use_fused_encoder_layer(enabled)
+        cpu_kernels.LAUNCHES = []
+        try:
+            layer(x, None)
+            launches[enabled] = cpu_kernels.LAUNCHES
+        finally:
+            cpu_kernels.LAUNCHES = None
+            cpu_backend.use_fused_encoder_layer(True)
+        assert on == (enabled and cpu_backend.fused_ops().bert_layer is not None)
+    assert ("BertLayerForward" in launches[True]) == (
+        cpu_backend.fused_ops().bert_layer is not None
+    )
+    assert "BertLayerForward" not in launches[False] and "SoftmaxForward" in launches[False]
+
+
 def test_embedding_matches_stock_gather_and_its_gradient(fused):
     """Repeated ids sum into their row; rows no id names get a zero gradient."""
     torch = fused

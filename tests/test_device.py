@@ -89,6 +89,7 @@ def test_cpu_target_gets_every_cpu_fix_and_speed_setting():
     assert seen["tuned"]["blocking_cpu_launch"]
     # the linear layers' matmuls by OpenBLAS wherever numpy ships it and the kernels built
     assert seen["tuned"]["openblas_matmul"] == (fused and cpu_kernels.openblas() is not None)
+    assert seen["tuned"]["fused_encoder_layer"] == seen["tuned"]["openblas_matmul"]
 
 
 @pytest.mark.parametrize(
@@ -105,6 +106,7 @@ def test_accelerator_target_gets_none_of_the_cpu_fixes(choice, target, tensors):
     assert seen["tuned"] == {
         "fused_cpu_kernels": False,
         "openblas_matmul": False,
+        "fused_encoder_layer": False,
         "blocking_cpu_launch": False,
     }
 

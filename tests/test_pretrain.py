@@ -596,14 +596,41 @@ def test_phase1_position_offsets_train_the_positions_phase_two_adds(offsets, tmp
     assert np.array_equal(after[128:256], before[128:256]) != offsets
 
 
-def test_position_offsets_need_a_longer_second_phase(tmp_path):
+@pytest.mark.parametrize(
+    ("knob", "message"),
+    [
+        ("pretrain.phase1_position_offsets=true", "phase1_position_offsets needs a longer second"),
+        ("pretrain.phase2_position_init=copy", "phase2_position_init=copy needs a longer second"),
+    ],
+)
+def test_position_knobs_need_a_longer_second_phase(knob, message, tmp_path):
     from bert_repro.errors import UserError
     from bert_repro.stages.pretrain import plan_phases
 
     for extra in ([], ["pretrain.phase2_fraction=0.5", "pretrain.phase2_max_seq_length=128"]):
-        cfg = pretrain_cfg(tmp_path, "mlm_nsp", "pretrain.phase1_position_offsets=true", *extra)
-        with pytest.raises(UserError, match="phase1_position_offsets needs a longer second"):
+        cfg = pretrain_cfg(tmp_path, "mlm_nsp", knob, *extra)
+        with pytest.raises(UserError, match=message):
             plan_phases(cfg, tmp_path)
+
+
+def test_copy_positions_starts_new_positions_from_the_learned_ones(framework):
+    """Longformer's copy init: position p >= the learned length takes row p mod that length;
+    the learned rows and those past phase 2's length stay as they were."""
+    from types import SimpleNamespace
+
+    from bert_repro import backend
+    from bert_repro.stages.pretrain import copy_positions
+
+    table = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
+    weight = framework.nn.Parameter(backend.to_tensor(table.copy()))
+    encoder = SimpleNamespace(
+        embeddings=SimpleNamespace(position_embeddings=SimpleNamespace(weight=weight))
+    )
+    copy_positions(encoder, learned=4, length=14)
+    after = backend.to_numpy(weight)
+    np.testing.assert_array_equal(after[:4], table[:4])
+    np.testing.assert_array_equal(after[4:14], table[[0, 1, 2, 3, 0, 1, 2, 3, 0, 1]])
+    np.testing.assert_array_equal(after[14:], table[14:])
 
 
 @pytest.mark.parametrize("phases", [(), ("pretrain.phase2_lr=3e-4",)], ids=["one_run", "restart"])

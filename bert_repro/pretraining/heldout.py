@@ -107,7 +107,7 @@ def render(checkpoint: str, length: int, metrics: dict[str, float], rows: list[d
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bert_repro import cpu_backend
+    from bert_repro import backend, cpu_backend
     from bert_repro.config import compose
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--edges", default="", help="position range edges, e.g. 16,32,64")
     args = parser.parse_args(argv)
     cfg = compose([*args.overrides, f"model.pretrained={args.checkpoint}"])
+    backend.configure_hub(cfg.hub.endpoint, cfg.hub.offline, cfg.hub.timeout_s)  # as run.py
+    backend.load_framework(cfg.device)
     cpu_backend.tune(cfg.speed)
     last = cfg.pretrain.phase2_max_seq_length if cfg.pretrain.phase2_fraction else None
     length = args.length or last or cfg.task.max_seq_length

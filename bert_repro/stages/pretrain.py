@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from bert_repro import backend
@@ -86,6 +87,13 @@ def plan_phases(cfg: DictConfig, run_dir: Path) -> list[Phase]:
             "pretrain.phase1_position_offsets needs a longer second phase: set "
             "pretrain.phase2_fraction and a phase2_max_seq_length above task.max_seq_length"
         )
+    if settings.phase2_position_init == "copy" and (
+        not second or settings.phase2_max_seq_length <= cfg.task.max_seq_length
+    ):
+        raise UserError(
+            "pretrain.phase2_position_init=copy needs a longer second phase: set "
+            "pretrain.phase2_fraction and a phase2_max_seq_length above task.max_seq_length"
+        )
     budget = cfg.trainer.max_steps or settings.steps
     batch, lr = cfg.trainer.batch_size, cfg.optim.lr
     phases = [Phase(1, cfg.task.max_seq_length, batch, lr, first, min(first, budget), run_dir)]
@@ -102,6 +110,16 @@ def plan_phases(cfg: DictConfig, run_dir: Path) -> list[Phase]:
             )
         )
     return phases
+
+
+def copy_positions(encoder: Any, learned: int, length: int) -> None:
+    """Position embeddings learned..length-1 take rows 0..learned-1 in turn (Longformer's copy
+    init): a new position starts as the learned one it is congruent to."""
+    weight = encoder.embeddings.position_embeddings.weight
+    table = backend.to_numpy(weight)
+    table[learned:length] = table[np.arange(learned, length) % learned]
+    with backend.no_grad():
+        weight.copy_(backend.to_tensor(table))
 
 
 def phases_restart(cfg: DictConfig) -> bool:
@@ -134,6 +152,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     offset = 0
     previous: Path | None = None  # phase 1's last checkpoint: its Adam moments, unless restarted
     for phase in phases:
+        if phase.number == 2 and cfg.pretrain.phase2_position_init == "copy":
+            # a relaunched phase 2 then loads its own checkpoint over this
+            copy_positions(model.bert, phases[0].max_seq_length, phase.max_seq_length)
         tokens_before = sum(s.tokens_seen for s in states)
         state, data_info[f"phase{phase.number}"] = _run_phase(
             cfg,
