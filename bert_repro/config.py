@@ -155,6 +155,7 @@ class PretrainConfig:
     # (Beltagy et al. 2020, section 5) started its 4,096 positions from RoBERTa's 512; "keep"
     # leaves them at their init. Why: after a short phase 2 BERT-mini still read no context at
     # positions 32-127, whose rows had kept their random init (bert_repro.pretraining.heldout).
+    # Without a longer phase 2 there is nothing to copy.
     phase2_position_init: str = "keep"
 
 

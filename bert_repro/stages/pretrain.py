@@ -87,13 +87,6 @@ def plan_phases(cfg: DictConfig, run_dir: Path) -> list[Phase]:
             "pretrain.phase1_position_offsets needs a longer second phase: set "
             "pretrain.phase2_fraction and a phase2_max_seq_length above task.max_seq_length"
         )
-    if settings.phase2_position_init == "copy" and (
-        not second or settings.phase2_max_seq_length <= cfg.task.max_seq_length
-    ):
-        raise UserError(
-            "pretrain.phase2_position_init=copy needs a longer second phase: set "
-            "pretrain.phase2_fraction and a phase2_max_seq_length above task.max_seq_length"
-        )
     budget = cfg.trainer.max_steps or settings.steps
     batch, lr = cfg.trainer.batch_size, cfg.optim.lr
     phases = [Phase(1, cfg.task.max_seq_length, batch, lr, first, min(first, budget), run_dir)]
