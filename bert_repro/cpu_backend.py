@@ -12,6 +12,7 @@ nothing elsewhere, so on GPU/Ascend the stock ops run and nothing is compiled.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
 from collections.abc import Callable, Iterator
@@ -377,7 +378,7 @@ def _fused_bert_layer(
         return [p, float(np.float32(1.0) / np.float32(1.0 - p))]
 
     if attention_mask is None:  # sdpa attention: no padding anywhere, causal or not
-        attention_mask = mindtorch.tensor(_unmasked(hidden_states.shape[1], layer.is_decoder))
+        attention_mask = _unmasked(hidden_states.shape[1], layer.is_decoder)
     meta = [
         heads,
         attention.output.LayerNorm.eps,
@@ -399,13 +400,19 @@ def _fused_bert_layer(
     return (y,)
 
 
-def _unmasked(length: int, causal: bool) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def _unmasked(length: int, causal: bool) -> Any:
     """The additive mask sdpa attention applies when BertModel passes none: nothing masked, or
-    (causal, as mindtorch's scaled_dot_product_attention builds it) the keys after the query."""
+    (causal, as mindtorch's scaled_dot_product_attention builds it) the keys after the query.
+    Built once per shape: every layer of every step asks for it (the kernel only reads it)."""
+    import mindtorch
+
     if not causal:
-        return np.zeros((1, 1, 1, length), np.float32)
+        return mindtorch.tensor(np.zeros((1, 1, 1, length), np.float32))
     upper = np.triu(np.ones((length, length), bool), k=1)
-    return np.where(upper, np.finfo(np.float32).min, 0).astype(np.float32)[None, None]
+    return mindtorch.tensor(
+        np.where(upper, np.finfo(np.float32).min, 0).astype(np.float32)[None, None]
+    )
 
 
 def _fusable(layer, hidden_states, mask, head_mask, encoder_hidden_states, kwargs) -> bool:

@@ -407,27 +407,39 @@ extern "C" int BiasGrad(int, void **params, int *ndims, int64_t **shapes, const 
 
 // Softmax over the last axis and its gradient dx = y * (dy - sum(dy * y)), one pass per row
 // (MindSpore expands the gradient into four broadcasting kernels: ~40 ms per step for BERT-tiny).
+namespace {
+// One row: yr = softmax(xr) (yr may be xr).
+inline void SoftmaxRow(const float *xr, int64_t d, float *yr) {
+  float top = xr[0];
+#pragma omp simd reduction(max : top)
+  for (int64_t j = 1; j < d; j++) top = xr[j] > top ? xr[j] : top;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < d; j++) {
+    yr[j] = std::exp(xr[j] - top);
+    sum += yr[j];
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t j = 0; j < d; j++) yr[j] *= inv;
+}
+
+// One row of the gradient: dxr = yr * (dyr - sum(dyr * yr)) (dxr may be dyr).
+inline void SoftmaxGradRow(const float *yr, const float *dyr, int64_t d, float *dxr) {
+  float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+  for (int64_t j = 0; j < d; j++) dot += yr[j] * dyr[j];
+#pragma omp simd
+  for (int64_t j = 0; j < d; j++) dxr[j] = yr[j] * (dyr[j] - dot);
+}
+}  // namespace
+
 extern "C" int SoftmaxForward(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
   const float *x = static_cast<const float *>(params[0]);
   float *y = static_cast<float *>(params[1]);
   const int64_t d = shapes[0][ndims[0] - 1], rows = Count(ndims[0], shapes[0]) / d;
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + r * d;
-    float *yr = y + r * d;
-    float top = xr[0];
-#pragma omp simd reduction(max : top)
-    for (int64_t j = 1; j < d; j++) top = xr[j] > top ? xr[j] : top;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < d; j++) {
-      yr[j] = std::exp(xr[j] - top);
-      sum += yr[j];
-    }
-    const float inv = 1.0f / sum;
-#pragma omp simd
-    for (int64_t j = 0; j < d; j++) yr[j] *= inv;
-  }
+  for (int64_t r = 0; r < rows; r++) SoftmaxRow(x + r * d, d, y + r * d);
   return 0;
 }
 
@@ -438,15 +450,7 @@ extern "C" int SoftmaxBackward(int, void **params, int *ndims, int64_t **shapes,
   float *dx = static_cast<float *>(params[2]);
   const int64_t d = shapes[0][ndims[0] - 1], rows = Count(ndims[0], shapes[0]) / d;
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *yr = y + r * d, *dyr = dy + r * d;
-    float *dxr = dx + r * d;
-    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-    for (int64_t j = 0; j < d; j++) dot += yr[j] * dyr[j];
-#pragma omp simd
-    for (int64_t j = 0; j < d; j++) dxr[j] = yr[j] * (dyr[j] - dot);
-  }
+  for (int64_t r = 0; r < rows; r++) SoftmaxGradRow(y + r * d, dy + r * d, d, dx + r * d);
   return 0;
 }
 
@@ -608,18 +612,8 @@ extern "C" int BertLayerForward(int, void **params, int *ndims, int64_t **shapes
     for (int64_t i = 0; i < len; i++) {
       float *row = p + i * len;
       const float *m = mask + ((d.mask_batch == 1 ? 0 : b) * d.mask_rows + (d.mask_rows == 1 ? 0 : i)) * len;
-      float top = -INFINITY;
-      for (int64_t j = 0; j < len; j++) {
-        row[j] += m[j];
-        top = row[j] > top ? row[j] : top;
-      }
-      float sum = 0.0f;
-      for (int64_t j = 0; j < len; j++) {
-        row[j] = std::exp(row[j] - top);
-        sum += row[j];
-      }
-      const float inv = 1.0f / sum;
-      for (int64_t j = 0; j < len; j++) row[j] *= inv;
+      for (int64_t j = 0; j < len; j++) row[j] += m[j];
+      SoftmaxRow(row, len, row);
     }
     const float *used = p;
     if (key[1] >= 0) {
@@ -682,13 +676,7 @@ extern "C" int BertLayerBackward(int, void **params, int *ndims, int64_t **shape
     Sgemm(true, false, len, d.head, len, 1.0f, used, len, dctx.data() + at, hid, 0.0f, dv.data() + at, hid);
     Sgemm(false, true, len, len, d.head, 1.0f, dctx.data() + at, hid, s.v + at, hid, 0.0f, dp, len);
     if (key[1] >= 0) DropSerial(key[0], key[1], bh * len * len, len * len, meta[3], meta[4], dp, dp);
-    for (int64_t i = 0; i < len; i++) {  // softmax gradient: p * (dp - sum(dp * p)), in place
-      const float *pr = p + i * len;
-      float *dr = dp + i * len;
-      float dot = 0.0f;
-      for (int64_t j = 0; j < len; j++) dot += pr[j] * dr[j];
-      for (int64_t j = 0; j < len; j++) dr[j] = pr[j] * (dr[j] - dot);
-    }
+    for (int64_t i = 0; i < len; i++) SoftmaxGradRow(p + i * len, dp + i * len, len, dp + i * len);
     Sgemm(false, false, len, d.head, len, alpha, dp, len, s.k + at, hid, 0.0f, dq.data() + at, hid);
     Sgemm(true, false, len, d.head, len, alpha, dp, len, s.q + at, hid, 0.0f, dk.data() + at, hid);
   });
