@@ -6,6 +6,7 @@ valid options listed; `preflight` composes the config once to give that one-line
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -239,6 +240,39 @@ ADDED_SCIENCE_DEFAULTS = {
 }
 
 
+# A local `model.pretrained` directory outside the runs tree can be given other weights under the
+# same name (an export over results/checkpoints/<name>): the sha256 of its weights joins the id, so
+# a fine-tune of new weights gets its own run dir instead of resuming or overwriting the old one.
+# Checkpoints under paths.runs are named by their run's id already, and a study plans their
+# fine-tunes' ids before those weights exist (bert_repro/experiments), so they stay out. The
+# (path, weights) pairs run before the weights joined the id stay out too: their records keep ids.
+WEIGHTS_BEFORE_ID = {
+    ("results/checkpoints/pretrain_mini_mlm_nsp", "823be7d34f30c3c2"),  # record sst2/c7fd7f18d1
+    ("results/checkpoints/pretrain_tiny_mlm_nsp", "9a1c5aadd5d1014d"),  # record sst2/cc89f33f13
+}
+WEIGHTS_ID_CHARS = 16
+
+
+def identified_weights(cfg: dict, weights_sha256: str | None) -> str | None:
+    """The prefix of the weights' sha256 that a run from `model.pretrained` carries in its id and
+    setup, or None where the path alone names the weights (see WEIGHTS_BEFORE_ID)."""
+    spec = (cfg.get("model") or {}).get("pretrained")
+    if not spec or not weights_sha256:
+        return None
+    runs = Path((cfg.get("paths") or {}).get("runs") or "runs").resolve()
+    if Path(spec).expanduser().resolve().is_relative_to(runs):
+        return None
+    prefix = weights_sha256[:WEIGHTS_ID_CHARS]
+    return None if (spec, prefix) in WEIGHTS_BEFORE_ID else prefix
+
+
+def with_weights(science: dict, weights: str | None) -> dict:
+    """``science`` with ``model.weights`` set when the starting weights are part of the id."""
+    if weights is None:
+        return science
+    return {**science, "model": {**(science.get("model") or {}), "weights": weights}}
+
+
 TRAINER_BOOKKEEPING = ("checkpoint_every", "keep_checkpoints", "resume")
 """trainer keys that decide how a run is kept, not what it computes."""
 
@@ -269,7 +303,32 @@ def run_id(cfg: DictConfig | dict) -> str:
         unresolved = OmegaConf.to_container(cfg, resolve=False)
         unresolved.pop("hydra", None)
         cfg = OmegaConf.to_container(OmegaConf.create(unresolved), resolve=True)
-    return config_hash(science_config(cfg), 10)
+    spec = (cfg.get("model") or {}).get("pretrained")
+    weights = identified_weights(cfg, local_weights_sha256(spec) if spec else None)
+    return config_hash(with_weights(science_config(cfg), weights), 10)
+
+
+def local_weights_sha256(spec: str) -> str | None:
+    """sha256 of the weights in a local `model.pretrained` directory (None for hub ids, pypi
+    packages and missing paths); cached on the file's inode, size and mtime: ids resolve often."""
+    from bert_repro.models.factory import WEIGHT_FILES
+
+    directory = Path(spec).expanduser()
+    if spec.startswith("pypi:") or not directory.is_dir():
+        return None
+    for name in WEIGHT_FILES:
+        path = directory / name
+        if path.is_file():
+            stat = path.stat()
+            return _file_sha256(str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    from bert_repro.models.factory import sha256_file
+
+    return sha256_file(Path(path))
 
 
 def _run_id_resolver(*, _root_: DictConfig) -> str:

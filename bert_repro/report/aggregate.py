@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from bert_repro.config import config_hash, science_config
+from bert_repro.config import config_hash, identified_weights, science_config, with_weights
 from bert_repro.report.baselines import degenerate_reason
 from bert_repro.results.record import repo_relative
 
@@ -140,7 +140,7 @@ def _run_row(record: dict[str, Any]) -> dict[str, Any]:
         "pretrain_tokens": tokens,
         "epochs": _epochs(record),
         "batch_size": _num(record.get("batch_size")),
-        "setup": setup_hash(config) if config else "",
+        "setup": setup_hash(config, model.get("weights_sha256")) if config else "",
         "seed": record.get("seed"),
         "lr": record.get("lr"),
         "status": status,
@@ -261,9 +261,10 @@ RUN_COLUMNS: tuple[str, ...] = tuple(_run_row({}))
 """The columns of :func:`runs_frame` before the metrics (also those of an empty store)."""
 
 
-def setup_hash(config: dict[str, Any]) -> str:
-    """Hash of the science config without lr, seed and the data's location: one lr sweep."""
-    science = science_config(config)
+def setup_hash(config: dict[str, Any], weights_sha256: str | None = None) -> str:
+    """Hash of the science config without lr, seed and the data's location: one lr sweep. The
+    starting weights' sha256 tells apart sweeps from different weights under one path."""
+    science = with_weights(science_config(config), identified_weights(config, weights_sha256))
     for path in _NOT_SETUP:
         science = _drop(science, path)
     return config_hash(science, 8)
