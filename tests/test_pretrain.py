@@ -447,6 +447,31 @@ def test_exported_checkpoint_is_hashed_in_the_record_and_fine_tunes(
     assert record["model"]["pretraining"]["objective"] == "mlm_nsp"
 
 
+def test_exporting_over_a_kept_checkpoint_marks_the_old_record_replaced(tmp_path):
+    """A new run exported under the same name replaces the files the old record hashes: the
+    old record keeps their hashes as `export_replaced`, naming the new run."""
+    from safetensors.numpy import save_file
+
+    from bert_repro.pretraining.export import export_run
+
+    results = tmp_path / "results"
+    for number, run in enumerate(("first", "second")):
+        checkpoint = tmp_path / run / "checkpoint"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "config.json").write_text("{}")
+        save_file({"w": np.full(3, number, np.float32)}, checkpoint / "model.safetensors")
+        record = {"run_id": run, "task": "pretraining", "experiment": "pretrain_x"}
+        (tmp_path / run / "record.json").write_text(json.dumps(record))
+        export_run(tmp_path / run, results, "float16")
+    first, second = (
+        json.loads((results / "runs" / "pretraining" / f"{r}.json").read_text())
+        for r in ("first", "second")
+    )
+    assert "export" not in first and first["export_replaced"]["by"] == "second"
+    assert first["export_replaced"]["sha256"] != second["export"]["sha256"]
+    assert first["export_replaced"]["path"] == second["export"]["path"]
+
+
 def test_accuracy_by_position_splits_targets_and_their_no_context_line(framework):
     """Each range holds its own targets: a model right at positions 0-1 only scores 100 there
     and 0 past them, beside each range's own no-context verdicts."""

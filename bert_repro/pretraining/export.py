@@ -6,7 +6,8 @@ fine-tuning starts from them without pre-training again (issue 15).
 
 Writes results/checkpoints/<name>/ (default name: the run's experiment): the run's Hugging Face
 directory (config, vocab, tokenizer, pretraining.json) with the weights as safetensors in the
-chosen dtype, and adds the files' sha256 to the run's record. float16 storage halves the file
+chosen dtype, and adds the files' sha256 to the run's record (a record whose export the new files
+replace says so). float16 storage halves the file
 (BERT-mini: 45 -> 23 MB, inside the repository's ~25 MB per checkpoint); loading casts back to
 float32, so a fine-tune starts from the float16-rounded weights.
 """
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from bert_repro.data.io import write_json_atomic
 from bert_repro.models.factory import sha256_file
 from bert_repro.results.record import store_record
 
@@ -55,7 +57,19 @@ def export_run(run_dir: Path, results: Path, dtype: str, name: str | None = None
     files = export_checkpoint(run_dir / "checkpoint", target, dtype)
     record["export"] = {"path": str(target), "dtype": dtype, "sha256": files}
     store_record(record, run_dir, results)
+    _mark_replaced(results, record["export"]["path"], record["run_id"])
     return record["export"]
+
+
+def _mark_replaced(results: Path, path: str, run_id: str) -> None:
+    """Other runs' records whose export `path` held now describe files that are gone: their
+    `export` becomes `export_replaced`, naming the run whose weights replaced them."""
+    for stored in sorted((results / "runs").glob("*/*.json")):
+        other = json.loads(stored.read_text())
+        export = other.get("export") or {}
+        if export.get("path") == path and other.get("run_id") != run_id:
+            other["export_replaced"] = {**other.pop("export"), "by": run_id}
+            write_json_atomic(stored, other)
 
 
 def main(argv: list[str] | None = None) -> None:
