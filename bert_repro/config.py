@@ -257,13 +257,21 @@ def identified_weights(cfg: dict, weights_sha256: str | None) -> str | None:
     """The prefix of the weights' sha256 that a run from `model.pretrained` carries in its id and
     setup, or None where the path alone names the weights (see WEIGHTS_BEFORE_ID)."""
     spec = (cfg.get("model") or {}).get("pretrained")
-    if not spec or not weights_sha256:
+    if not spec or not weights_sha256 or not is_local_pretrained(spec):
         return None
     runs = Path((cfg.get("paths") or {}).get("runs") or "runs").resolve()
     if Path(spec).expanduser().resolve().is_relative_to(runs):
         return None
     prefix = weights_sha256[:WEIGHTS_ID_CHARS]
     return None if (spec, prefix) in WEIGHTS_BEFORE_ID else prefix
+
+
+def is_local_pretrained(spec: str) -> bool:
+    """Whether `model.pretrained` names a local directory (not a hub id or a pypi package)."""
+    if spec.startswith("pypi:"):
+        return False
+    written_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1
+    return written_local or Path(spec).expanduser().exists()
 
 
 def with_weights(science: dict, weights: str | None) -> dict:
@@ -314,7 +322,7 @@ def local_weights_sha256(spec: str) -> str | None:
     from bert_repro.models.factory import WEIGHT_FILES
 
     directory = Path(spec).expanduser()
-    if spec.startswith("pypi:") or not directory.is_dir():
+    if not is_local_pretrained(spec) or not directory.is_dir():
         return None
     for name in WEIGHT_FILES:
         path = directory / name

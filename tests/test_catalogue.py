@@ -86,7 +86,7 @@ def test_plan_run_dir_is_the_one_hydra_creates(tmp_path):
 def test_shared_stages_resolve_to_the_same_run():
     """Table 5's mlm_nsp pre-training is Figure 5's complete one: a relaunch finds it finished."""
     table5 = plan_of("table5_ablation", "cpu").runs[0]
-    figure5 = [r for r in plan_of("figure5_steps", "cpu").runs if r.label.endswith("4000]")]
+    figure5 = [r for r in plan_of("figure5_steps", "cpu").runs if r.label.endswith("5500]")]
     assert figure5[0].points[0].run_dir == table5.points[0].run_dir
 
 

