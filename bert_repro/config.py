@@ -311,19 +311,19 @@ def run_id(cfg: DictConfig | dict) -> str:
         unresolved = OmegaConf.to_container(cfg, resolve=False)
         unresolved.pop("hydra", None)
         cfg = OmegaConf.to_container(OmegaConf.create(unresolved), resolve=True)
-    spec = (cfg.get("model") or {}).get("pretrained")
-    weights = identified_weights(cfg, local_weights_sha256(spec) if spec else None)
-    return config_hash(with_weights(science_config(cfg), weights), 10)
+    weights = local_weights_sha256((cfg.get("model") or {}).get("pretrained"))
+    return config_hash(with_weights(science_config(cfg), identified_weights(cfg, weights)), 10)
 
 
-def local_weights_sha256(spec: str) -> str | None:
-    """sha256 of the weights in a local `model.pretrained` directory (None for hub ids, pypi
-    packages and missing paths); cached on the file's inode, size and mtime: ids resolve often."""
+def local_weights_sha256(spec: str | None) -> str | None:
+    """sha256 of the weights in a local `model.pretrained` directory (None for no spec, hub ids,
+    pypi packages and missing paths); cached on the file's inode, size and mtime: ids resolve
+    often."""
     from bert_repro.models.factory import WEIGHT_FILES
 
-    directory = Path(spec).expanduser()
-    if not is_local_pretrained(spec) or not directory.is_dir():
+    if not spec or not Path(spec).expanduser().is_dir():
         return None
+    directory = Path(spec).expanduser()
     for name in WEIGHT_FILES:
         path = directory / name
         if path.is_file():
