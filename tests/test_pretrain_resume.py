@@ -29,6 +29,8 @@ COMMAND = [
     "pretrain.steps=16",
     "pretrain.eval_every=8",
     "trainer.checkpoint_every=2",
+    "model.hidden_dropout_prob=0.1",  # dropout on (the preset has none): the relaunch must
+    "model.attention_probs_dropout_prob=0.1",  # restore its random stream too
 ]
 
 
