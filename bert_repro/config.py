@@ -321,9 +321,9 @@ def local_weights_sha256(spec: str | None) -> str | None:
     often."""
     from bert_repro.models.factory import WEIGHT_FILES
 
-    if not spec or not Path(spec).expanduser().is_dir():
+    directory = Path(spec).expanduser() if spec else None
+    if directory is None or not directory.is_dir():
         return None
-    directory = Path(spec).expanduser()
     for name in WEIGHT_FILES:
         path = directory / name
         if path.is_file():

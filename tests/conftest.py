@@ -106,6 +106,10 @@ ONE_PHASE = [
 ]
 """The CPU pre-training presets run two phases; pipeline tests keep one 128-token phase."""
 
+DROPOUT_ON = ["model.hidden_dropout_prob=0.1", "model.attention_probs_dropout_prob=0.1"]
+"""The CPU pre-training presets train without dropout; tests of exact replay across a kill or
+across ranks put it back, so that they still cover the dropout random streams."""
+
 
 TINY = [
     "model=bert_tiny",

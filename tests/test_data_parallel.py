@@ -15,7 +15,7 @@ from safetensors.numpy import load_file
 
 from bert_repro import backend, cpu_backend
 from bert_repro.training import distributed
-from tests.conftest import REPO
+from tests.conftest import DROPOUT_ON, REPO
 from tests.test_pretrain import TINY_PRETRAIN
 
 ARGS = [
@@ -157,8 +157,7 @@ def test_two_msrun_workers_pretrain_like_one_process_across_a_kill(tmp_path):
         "pretrain.phase2_max_seq_length=256",
         "hub.offline=true",
         "speed.cpu_threads=1",
-        "model.hidden_dropout_prob=0.1",  # dropout on (the preset has none): each rank
-        "model.attention_probs_dropout_prob=0.1",  # must draw its rows of the whole batch's masks
+        *DROPOUT_ON,  # each rank must draw its rows of the whole batch's masks
     ]
     runs = one_and_two_workers(tmp_path, args, "pretraining", kill_after_step=2)
     assert_same_training(runs, steps=4)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
-from tests.conftest import ONE_PHASE, REPO
+from tests.conftest import DROPOUT_ON, ONE_PHASE, REPO
 from tests.relaunch import finish, launch
 
 CORPUS = REPO / "tests" / "data" / "pretraining"
@@ -29,8 +29,7 @@ COMMAND = [
     "pretrain.steps=16",
     "pretrain.eval_every=8",
     "trainer.checkpoint_every=2",
-    "model.hidden_dropout_prob=0.1",  # dropout on (the preset has none): the relaunch must
-    "model.attention_probs_dropout_prob=0.1",  # restore its random stream too
+    *DROPOUT_ON,  # the relaunch must restore the dropout stream too
 ]
 
 
