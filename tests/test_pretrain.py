@@ -5,6 +5,7 @@ Modules that import transformers (the data builder) are imported inside the test
 """
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -46,21 +47,23 @@ def test_cpu_presets_share_everything_but_the_objective(objective, tmp_path):
     assert cfg.optim.bias_correction is True  # the CPU-scale form (issue 15; preset comment)
 
 
-def test_tiny_preset_is_minis_first_phase_with_the_papers_second(tmp_path):
-    """Both presets pre-train short sequences first at mini's lr and tokens a step; tiny keeps
-    the paper's phase 2 (same batch, one schedule), mini's restarts at 128 x 32 (its comment)."""
+def test_tiny_preset_is_minis_with_the_model_swapped(tmp_path):
+    """Tiny and mini differ in size alone (Table 6 at CPU scale), BERT's init scaled to width."""
     cfg = compose(["+experiment=pretrain_tiny_mlm_nsp"], tmp_path)
     reference = compose(["+experiment=pretrain_mini_mlm_nsp"], tmp_path)
-    assert cfg.model.name == "bert_tiny" and cfg.model.pretrained is None
-    for group in ("optim", "objective", "task"):
+    for group in ("optim", "objective", "task", "data", "trainer", "pretrain"):
         assert cfg[group] == reference[group], group
-    assert cfg.trainer.batch_size == reference.trainer.batch_size
-    assert cfg.pretrain.phase2_max_seq_length == reference.pretrain.phase2_max_seq_length == 128
-    assert cfg.pretrain.phase2_lr is None and cfg.pretrain.phase2_batch_size is None
-    phase1_tokens = reference.trainer.batch_size * reference.task.max_seq_length
-    assert reference.pretrain.phase2_batch_size * 128 == phase1_tokens
+    assert (cfg.model.name, cfg.model.num_hidden_layers, cfg.model.hidden_size) == (
+        "bert_tiny",
+        2,
+        128,
+    )
+    dropout = ("hidden_dropout_prob", "attention_probs_dropout_prob", "pretrained")
+    assert [cfg.model[k] for k in dropout] == [reference.model[k] for k in dropout]
     for preset in (cfg, reference):
-        assert 0 < preset.pretrain.phase2_fraction < 0.5
+        assert preset.model.initializer_range == pytest.approx(
+            0.02 * math.sqrt(768 / preset.model.hidden_size), abs=5e-4
+        )
 
 
 def test_minilm_nsp_preset_changes_only_the_starting_weights_budget_and_lr(tmp_path):
