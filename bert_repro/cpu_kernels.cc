@@ -500,8 +500,8 @@ extern "C" int MatMulTN(int, void **params, int *ndims, int64_t **shapes, const 
 // and BERT-mini sizes a step was more framework than arithmetic: ~60 ops per layer each way, and
 // 383 of 701 ms per BERT-tiny step outside any kernel (results/bench/*-profile-bert_tiny.md).
 // Same math as the stock layer (transformers' BertLayer, eager attention, exact GELU): the linear
-// layers and attention products by OpenBLAS, dropout masks from the same Philox draws as
-// DropoutForward, so the two paths agree to float rounding (tests/test_cpu_kernels.py).
+// layers and attention products by OpenBLAS (see SerialBlas), dropout masks from the same Philox
+// draws as DropoutForward, so the two paths agree to float rounding (tests/test_cpu_kernels.py).
 extern "C" void openblas_set_num_threads64_(int);
 extern "C" int openblas_get_num_threads64_(void);
 
@@ -553,20 +553,50 @@ void Sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
                  b, ldb, beta, c, ldc);
 }
 
-// y (rows, out) = x (rows, in) @ w^T + b, w (out, in) as nn.Linear keeps it.
-void Linear(const float *x, const float *w, const float *b, int64_t rows, int64_t in, int64_t out, float *y) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; r++) std::memcpy(y + r * out, b, out * sizeof(float));
-  Sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+// OpenBLAS single-threaded while a layer kernel runs: the kernel splits each matrix product into
+// one block of rows per OpenMP thread itself. OpenBLAS's own pool, woken for every product between
+// OpenMP loops, fought OpenMP's threads for the cores: a BERT-small layer at 32 x 128 took 215 ms
+// forward and 447 ms backward that way, 159 and 309 ms split (2 threads, the same results bit for
+// bit; the kernels alone, 2026-12-05).
+class SerialBlas {
+ public:
+  SerialBlas() : saved_(openblas_get_num_threads64_()) { openblas_set_num_threads64_(1); }
+  ~SerialBlas() { openblas_set_num_threads64_(saved_); }
+
+ private:
+  int saved_;
+};
+
+// Runs body(lo, hi) on one contiguous block of [0, n) per OpenMP thread.
+template <typename Body>
+void Blocks(int64_t n, Body body) {
+#pragma omp parallel
+  {
+    const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+    const int64_t lo = n * t / threads, hi = n * (t + 1) / threads;
+    if (hi > lo) body(lo, hi);
+  }
 }
 
-// A linear layer's three gradients from dy (rows, out): dw = dy^T x, db = column sums,
-// dx (+)= dy @ w (accumulate: beta 1).
+// y (rows, out) = x (rows, in) @ w^T + b, w (out, in) as nn.Linear keeps it; the threads split the rows.
+void Linear(const float *x, const float *w, const float *b, int64_t rows, int64_t in, int64_t out, float *y) {
+  Blocks(rows, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; r++) std::memcpy(y + r * out, b, out * sizeof(float));
+    Sgemm(false, true, hi - lo, out, in, 1.0f, x + lo * in, in, w, in, 1.0f, y + lo * out, out);
+  });
+}
+
+// A linear layer's three gradients from dy (rows, out): dw = dy^T x (the threads split its
+// rows), db = column sums, dx (+)= dy @ w (accumulate: beta 1; the threads split the rows).
 void LinearGrad(const float *dy, const float *x, const float *w, int64_t rows, int64_t in,
                 int64_t out, float *dw, float *db, float *dx, float beta) {
-  Sgemm(true, false, out, in, rows, 1.0f, dy, out, x, in, 0.0f, dw, in);
+  Blocks(out, [&](int64_t lo, int64_t hi) {
+    Sgemm(true, false, hi - lo, in, rows, 1.0f, dy + lo, out, x, in, 0.0f, dw + lo * in, in);
+  });
   ColumnSums(dy, rows, out, db);
-  Sgemm(false, false, rows, in, out, 1.0f, dy, out, w, in, beta, dx, in);
+  Blocks(rows, [&](int64_t lo, int64_t hi) {
+    Sgemm(false, false, hi - lo, in, out, 1.0f, dy + lo * out, out, w, in, beta, dx + lo * in, in);
+  });
 }
 
 void AddInto(const float *a, const float *b, int64_t n, float *y) {
@@ -574,19 +604,27 @@ void AddInto(const float *a, const float *b, int64_t n, float *y) {
   for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-// Runs body(bh, scratch...) for every (batch row, head) pair, the threads splitting the pairs and
-// OpenBLAS single-threaded inside them (its own pool would fight OpenMP's for the two cores).
+// The layer kernels' temporaries, kept between calls by the calling thread and grown as needed.
+// Fresh std::vectors cost their zero fill and, above malloc's mmap threshold, a page fault per
+// 4 KB every call: ~70 ms of one core per BERT-small layer backward (84 MB of temporaries at
+// 32 x 128) against ~17 ms for the same writes into reused memory (a micro-benchmark,
+// 2026-12-05). Kept size: 6 x tokens x hidden + tokens x inner floats (84 MB for BERT-small at
+// 32 x 128, ~500 MB for BERT-BASE at 32 x 512). Forward and backward never nest.
+float *Workspace(int64_t floats) {
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(floats);
+  return buffer.data();
+}
+
+// Runs body(bh, scratch...) for every (batch row, head) pair, the threads splitting the pairs.
 template <typename Body>
 void EachHead(const LayerDims &d, int scratch_matrices, Body body) {
-  const int blas_threads = openblas_get_num_threads64_();
-  openblas_set_num_threads64_(1);
 #pragma omp parallel
   {
     std::vector<float> scratch(scratch_matrices * d.length * d.length);
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < d.batch * d.heads; bh++) body(bh, scratch.data());
   }
-  openblas_set_num_threads64_(blas_threads);
 }
 }  // namespace
 
@@ -600,6 +638,7 @@ extern "C" int BertLayerForward(int, void **params, int *ndims, int64_t **shapes
   float *y = static_cast<float *>(params[20]);
   const LayerDims d = DimsOf(shapes, ndims, meta);
   const Saved s = Layout(static_cast<float *>(params[21]), d);
+  const SerialBlas serial_blas;
   const int64_t th = d.tokens * d.hidden, len = d.length, hid = d.hidden;
   const float alpha = 1.0f / std::sqrt(static_cast<float>(d.head));
   Linear(x, in(2), in(3), d.tokens, hid, hid, s.q);
@@ -622,18 +661,18 @@ extern "C" int BertLayerForward(int, void **params, int *ndims, int64_t **shapes
     }
     Sgemm(false, false, len, d.head, len, 1.0f, used, len, s.v + at, hid, 0.0f, s.ctx + at, hid);
   });
-  std::vector<float> t(th);
-  Linear(s.ctx, in(8), in(9), d.tokens, hid, hid, t.data());
-  if (key[2] >= 0) Drop(key[0], key[2], 0, th, meta[5], meta[6], t.data(), t.data(), nullptr);
-  AddInto(x, t.data(), th, s.a1);
+  float *t = Workspace(th);
+  Linear(s.ctx, in(8), in(9), d.tokens, hid, hid, t);
+  if (key[2] >= 0) Drop(key[0], key[2], 0, th, meta[5], meta[6], t, t, nullptr);
+  AddInto(x, t, th, s.a1);
   LayerNormRows(s.a1, in(10), in(11), meta[1], d.tokens, hid, s.h1);
   Linear(s.h1, in(12), in(13), d.tokens, hid, d.inner, s.u);
   const int64_t ti = d.tokens * d.inner;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < ti; i++) s.gu[i] = Gelu(s.u[i]);
-  Linear(s.gu, in(14), in(15), d.tokens, d.inner, hid, t.data());
-  if (key[3] >= 0) Drop(key[0], key[3], 0, th, meta[5], meta[6], t.data(), t.data(), nullptr);
-  AddInto(s.h1, t.data(), th, s.a2);
+  Linear(s.gu, in(14), in(15), d.tokens, d.inner, hid, t);
+  if (key[3] >= 0) Drop(key[0], key[3], 0, th, meta[5], meta[6], t, t, nullptr);
+  AddInto(s.h1, t, th, s.a2);
   LayerNormRows(s.a2, in(16), in(17), meta[2], d.tokens, hid, y);
   return 0;
 }
@@ -647,42 +686,49 @@ extern "C" int BertLayerBackward(int, void **params, int *ndims, int64_t **shape
   const int64_t *key = static_cast<const int64_t *>(params[21]);
   const LayerDims d = DimsOf(shapes + 2, ndims + 2, meta);
   const Saved s = Layout(static_cast<float *>(params[1]), d);
+  const SerialBlas serial_blas;
   const int64_t th = d.tokens * d.hidden, ti = d.tokens * d.inner, len = d.length, hid = d.hidden;
   const float alpha = 1.0f / std::sqrt(static_cast<float>(d.head));
   float *dx = out(22);
   // weight k of the forward (0: query weight ... 15: LayerNorm 2 beta): input 4 + k, gradient 23 + k
-  std::vector<float> dh1(th), dt(th), dgu(ti);
-  LayerNormGrad(s.a2, in(4 + 14), dy, meta[2], d.tokens, hid, dh1.data(), out(23 + 14), out(23 + 15));
-  if (key[3] >= 0) Drop(key[0], key[3], 0, th, meta[5], meta[6], dh1.data(), dt.data(), nullptr);
-  else std::memcpy(dt.data(), dh1.data(), th * sizeof(float));
-  LinearGrad(dt.data(), s.gu, in(4 + 12), d.tokens, d.inner, hid, out(23 + 12), out(23 + 13), dgu.data(), 0.0f);
+  float *dh1 = Workspace(6 * th + ti), *dt = dh1 + th, *dctx = dt + th, *dq = dctx + th,
+        *dk = dq + th, *dv = dk + th, *dgu = dv + th;
+  LayerNormGrad(s.a2, in(4 + 14), dy, meta[2], d.tokens, hid, dh1, out(23 + 14), out(23 + 15));
+  if (key[3] >= 0) Drop(key[0], key[3], 0, th, meta[5], meta[6], dh1, dt, nullptr);
+  else std::memcpy(dt, dh1, th * sizeof(float));
+  LinearGrad(dt, s.gu, in(4 + 12), d.tokens, d.inner, hid, out(23 + 12), out(23 + 13), dgu, 0.0f);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < ti; i++) dgu[i] *= GeluGrad(s.u[i]);
-  LinearGrad(dgu.data(), s.h1, in(4 + 10), d.tokens, hid, d.inner, out(23 + 10), out(23 + 11), dh1.data(), 1.0f);
-  LayerNormGrad(s.a1, in(4 + 8), dh1.data(), meta[1], d.tokens, hid, dx, out(23 + 8), out(23 + 9));
-  if (key[2] >= 0) Drop(key[0], key[2], 0, th, meta[5], meta[6], dx, dt.data(), nullptr);
-  else std::memcpy(dt.data(), dx, th * sizeof(float));
-  std::vector<float> dctx(th), dq(th), dk(th), dv(th);
-  LinearGrad(dt.data(), s.ctx, in(4 + 6), d.tokens, hid, hid, out(23 + 6), out(23 + 7), dctx.data(), 0.0f);
+  LinearGrad(dgu, s.h1, in(4 + 10), d.tokens, hid, d.inner, out(23 + 10), out(23 + 11), dh1, 1.0f);
+  LayerNormGrad(s.a1, in(4 + 8), dh1, meta[1], d.tokens, hid, dx, out(23 + 8), out(23 + 9));
+  if (key[2] >= 0) Drop(key[0], key[2], 0, th, meta[5], meta[6], dx, dt, nullptr);
+  else std::memcpy(dt, dx, th * sizeof(float));
+  LinearGrad(dt, s.ctx, in(4 + 6), d.tokens, hid, hid, out(23 + 6), out(23 + 7), dctx, 0.0f);
+  const float keep_scale = meta[4];
   EachHead(d, 2, [&](int64_t bh, float *scratch) {
     const int64_t b = bh / d.heads, h = bh % d.heads, at = b * len * hid + h * d.head;
     const float *p = s.probs + bh * len * len;
     float *dropped = scratch, *dp = scratch + len * len;
     const float *used = p;
     if (key[1] >= 0) {
-      DropSerial(key[0], key[1], bh * len * len, len * len, meta[3], meta[4], p, dropped);
+      DropSerial(key[0], key[1], bh * len * len, len * len, meta[3], keep_scale, p, dropped);
       used = dropped;
     }
-    Sgemm(true, false, len, d.head, len, 1.0f, used, len, dctx.data() + at, hid, 0.0f, dv.data() + at, hid);
-    Sgemm(false, true, len, len, d.head, 1.0f, dctx.data() + at, hid, s.v + at, hid, 0.0f, dp, len);
-    if (key[1] >= 0) DropSerial(key[0], key[1], bh * len * len, len * len, meta[3], meta[4], dp, dp);
+    Sgemm(true, false, len, d.head, len, 1.0f, used, len, dctx + at, hid, 0.0f, dv + at, hid);
+    Sgemm(false, true, len, len, d.head, 1.0f, dctx + at, hid, s.v + at, hid, 0.0f, dp, len);
+    // The same mask on the gradient, read off the dropped probabilities instead of drawn again:
+    // a kept element is nonzero where p is, and where p is 0 the softmax gradient ignores dp.
+    if (key[1] >= 0) {
+#pragma omp simd
+      for (int64_t j = 0; j < len * len; j++) dp[j] *= dropped[j] != 0.0f ? keep_scale : 0.0f;
+    }
     for (int64_t i = 0; i < len; i++) SoftmaxGradRow(p + i * len, dp + i * len, len, dp + i * len);
-    Sgemm(false, false, len, d.head, len, alpha, dp, len, s.k + at, hid, 0.0f, dq.data() + at, hid);
-    Sgemm(true, false, len, d.head, len, alpha, dp, len, s.q + at, hid, 0.0f, dk.data() + at, hid);
+    Sgemm(false, false, len, d.head, len, alpha, dp, len, s.k + at, hid, 0.0f, dq + at, hid);
+    Sgemm(true, false, len, d.head, len, alpha, dp, len, s.q + at, hid, 0.0f, dk + at, hid);
   });
-  LinearGrad(dq.data(), x, in(4 + 0), d.tokens, hid, hid, out(23 + 0), out(23 + 1), dx, 1.0f);
-  LinearGrad(dk.data(), x, in(4 + 2), d.tokens, hid, hid, out(23 + 2), out(23 + 3), dx, 1.0f);
-  LinearGrad(dv.data(), x, in(4 + 4), d.tokens, hid, hid, out(23 + 4), out(23 + 5), dx, 1.0f);
+  LinearGrad(dq, x, in(4 + 0), d.tokens, hid, hid, out(23 + 0), out(23 + 1), dx, 1.0f);
+  LinearGrad(dk, x, in(4 + 2), d.tokens, hid, hid, out(23 + 2), out(23 + 3), dx, 1.0f);
+  LinearGrad(dv, x, in(4 + 4), d.tokens, hid, hid, out(23 + 4), out(23 + 5), dx, 1.0f);
   return 0;
 }
 #endif
